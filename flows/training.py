@@ -1,0 +1,113 @@
+"""The training flow: ingest -> validate -> features -> tune -> evaluate -> gate -> register."""
+
+from __future__ import annotations
+
+import os
+
+from prefect import flow, unmapped
+from prefect.client.schemas.objects import FlowRun
+from prefect.flows import Flow
+from prefect.states import State
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from prefect_mlops.results import TrainingResult
+from prefect_mlops.settings import Settings
+from tasks.configure import load_pipeline_config
+from tasks.evaluate import evaluate_model
+from tasks.features import derive_schema
+from tasks.gate import decide_gate, decide_promotion, enforce_model_gate
+from tasks.ingest import snapshot_source
+from tasks.registry import (
+    log_model,
+    promote_model,
+    register_model,
+    score_champion,
+    verify_model_loads,
+)
+from tasks.report import publish_gate_decision, publish_leaderboard, publish_training_summary
+from tasks.split import split_snapshot
+from tasks.track import fail_open_runs, finish_training_run, start_training_run
+from tasks.train import fit_model, pick_best, plan_candidates, score_candidate
+from tasks.validate import enforce_data_gate, validate_snapshot
+
+
+class TrainingParams(BaseModel):
+    """Parameters of a training run (the form in the Prefect UI)."""
+
+    config_path: str = Field(
+        default="configs/bikeshare.yaml", description="pipeline YAML, relative to the project"
+    )
+
+
+def _fail_mlflow_runs(flow: Flow, flow_run: FlowRun, state: State) -> None:
+    """A failed flow run leaves no MLflow run marked RUNNING."""
+    fail_open_runs(Settings(), str(flow_run.id))
+
+
+@flow(
+    name="training",
+    description="Train, gate and register a model from a pipeline config.",
+    task_runner=ThreadPoolTaskRunner(max_workers=os.cpu_count() or 2),
+    on_failure=[_fail_mlflow_runs],
+)
+def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult:  # noqa: B008
+    """Train candidates on a fresh snapshot and register the best one if it passes the gates."""
+    settings = Settings()
+    config = load_pipeline_config(params.config_path)
+
+    snapshot = snapshot_source(config.source, settings.snapshot_dir)
+    validation = validate_snapshot(snapshot, config, settings)
+    enforce_data_gate(validation, config.validation.policy)
+    schema = derive_schema(snapshot, config)
+    split = split_snapshot(snapshot, config.split, config.target, config.seed, settings.split_dir)
+    run_id = start_training_run(config, snapshot, validation, split, settings)
+
+    specs = plan_candidates(config)
+    scores = score_candidate.map(
+        specs,
+        unmapped(split),
+        unmapped(schema),
+        unmapped(config),
+        unmapped(run_id),
+        unmapped(settings),
+    ).result()
+    publish_leaderboard(scores, config)
+    best = pick_best(scores)
+    model = fit_model(best.spec, split, schema, config.seed)
+    evaluation = evaluate_model(model, split, schema, config, run_id, settings)
+
+    logged = log_model(model, split, schema, run_id, settings)
+    load_check = verify_model_loads(logged, model, split, schema, settings)
+    champion = score_champion(config.registered_model_name, split, schema, settings)
+    decision = decide_gate(evaluation, champion, load_check, config.gate)
+    publish_gate_decision(decision, config)
+    enforce_model_gate(decision)
+
+    version = register_model(logged, config, snapshot, validation, settings)
+    promotion = decide_promotion(evaluation, champion, config.gate)
+    if promotion.promote:
+        version = promote_model(version.name, version.version, promotion.reason, settings)
+    publish_training_summary(
+        config,
+        snapshot,
+        validation,
+        scores,
+        evaluation,
+        decision,
+        version,
+        promotion.reason,
+        settings.tracking_uri,
+        run_id,
+    )
+    finish_training_run(run_id, settings)
+    return TrainingResult(
+        snapshot=snapshot,
+        validation=validation,
+        best=best,
+        evaluation=evaluation,
+        decision=decision,
+        model_version=version,
+        promoted=promotion.promote,
+        mlflow_run_id=run_id,
+    )

@@ -1,0 +1,97 @@
+"""The `mlops` command line: thin wrappers that build settings and call flows or tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="prefect-mlops: the model lifecycle as Prefect flows.")
+suite_app = typer.Typer(no_args_is_help=True, help="Great Expectations suites.")
+app.add_typer(suite_app, name="suite")
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="pipeline YAML")]
+ModelOption = Annotated[
+    str | None, typer.Option("--model", "-m", help="registered model (default: from --config)")
+]
+
+
+def _model_name(model: str | None, config: Path) -> str:
+    if model:
+        return model
+    from prefect_mlops.config import load_config
+
+    return load_config(config).registered_model_name
+
+
+def _fail(error: Exception) -> None:
+    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def train(config: ConfigOption = Path("configs/bikeshare.yaml")) -> None:
+    """Run the training flow once, in-process (Prefect's temporary server when none is set)."""
+    from flows.training import TrainingParams, training_flow
+    from prefect_mlops.errors import MlopsError
+
+    try:
+        result = training_flow(TrainingParams(config_path=str(config)))
+    except MlopsError as exc:
+        _fail(exc)
+        return
+    version = result.model_version
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in result.evaluation.metrics.items())
+    typer.echo(f"best candidate: {result.best.spec.label} ({metrics})")
+    typer.echo(f"registered: {version.name} v{version.version} aliases={version.aliases}")
+    typer.echo("promoted to champion" if result.promoted else "champion kept")
+
+
+@suite_app.command("init")
+def suite_init(config: ConfigOption = Path("configs/bikeshare.yaml")) -> None:
+    """Profile the config's data source into starting expectation suites for review."""
+    from prefect_mlops.config import load_config
+    from prefect_mlops.settings import Settings
+    from tasks.ingest import read_source
+    from tasks.validate import init_suites
+
+    pipeline = load_config(config)
+    names = init_suites(pipeline, Settings(), read_source(pipeline.source))
+    typer.echo("wrote " + ", ".join(names) + "; review them under great_expectations/")
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="model version to make champion")],
+    model: ModelOption = None,
+    config: ConfigOption = Path("configs/bikeshare.yaml"),
+) -> None:
+    """Make VERSION the champion by hand (the old champion becomes previous-champion)."""
+    from prefect_mlops.errors import MlopsError
+    from prefect_mlops.settings import Settings
+    from tasks.registry import promote_model
+
+    try:
+        ref = promote_model.fn(_model_name(model, config), version, "manual promotion", Settings())
+    except MlopsError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"{ref.name} v{ref.version} is champion (aliases: {', '.join(ref.aliases)})")
+
+
+@app.command()
+def rollback(
+    model: ModelOption = None, config: ConfigOption = Path("configs/bikeshare.yaml")
+) -> None:
+    """Restore the previous champion in one step."""
+    from prefect_mlops.errors import MlopsError
+    from prefect_mlops.settings import Settings
+    from tasks.registry import rollback_champion
+
+    try:
+        ref = rollback_champion(_model_name(model, config), Settings())
+    except MlopsError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"{ref.name} v{ref.version} is champion again (aliases: {', '.join(ref.aliases)})")

@@ -1,0 +1,193 @@
+"""The typed pipeline configuration: one YAML file per dataset, validated by pydantic."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from prefect_mlops.errors import ConfigError
+
+
+class StrictModel(BaseModel):
+    """Base of every config section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskType(StrEnum):
+    classification = "classification"
+    regression = "regression"
+
+
+class SourceConfig(StrictModel):
+    """Where the rows come from: a CSV or Parquet file, or a SQL table or query."""
+
+    kind: Literal["csv", "parquet", "sql"]
+    path: str | None = None
+    url: str | None = Field(default=None, description="SQLAlchemy URL, for kind sql")
+    table: str | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _check_location(self) -> SourceConfig:
+        if self.kind in ("csv", "parquet") and not self.path:
+            raise ValueError(f"source.path is required for a {self.kind} source")
+        if self.kind == "sql":
+            if not self.url:
+                raise ValueError("source.url is required for a sql source")
+            if bool(self.table) == bool(self.query):
+                raise ValueError("a sql source needs exactly one of source.table or source.query")
+        return self
+
+    def describe(self) -> str:
+        """A human-readable location, safe to log (credentials stripped from URLs)."""
+        if self.kind != "sql":
+            return str(self.path)
+        from sqlalchemy.engine import make_url
+
+        where = self.table or "query"
+        return f"{make_url(self.url).render_as_string(hide_password=True)}#{where}"
+
+
+class SplitConfig(StrictModel):
+    """How the holdout is cut off: random, stratified on the target, or the latest rows."""
+
+    strategy: Literal["random", "stratified", "time"] = "random"
+    test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
+    time_column: str | None = None
+
+    @model_validator(mode="after")
+    def _check_time_column(self) -> SplitConfig:
+        if self.strategy == "time" and not self.time_column:
+            raise ValueError("split.time_column is required for a time split")
+        return self
+
+
+class CandidateConfig(StrictModel):
+    """One estimator family and the grid of hyperparameters to search for it."""
+
+    name: str
+    estimator: str
+    params: dict[str, Any] = Field(default_factory=dict, description="fixed parameters")
+    search_space: dict[str, list[Any]] = Field(default_factory=dict)
+
+
+class TuningConfig(StrictModel):
+    """Cross-validated search: folds and a cap on configurations tried per candidate."""
+
+    cv_folds: int = Field(default=3, ge=2, le=20)
+    max_configs_per_candidate: int = Field(default=6, ge=1)
+
+
+class Bound(StrictModel):
+    """An absolute threshold on a holdout metric."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+class GateConfig(StrictModel):
+    """The model gate: absolute thresholds and the comparison with the current champion."""
+
+    primary_metric: str
+    thresholds: dict[str, Bound] = Field(default_factory=dict)
+    champion_tolerance: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="relative slack: a challenger may be this much worse than the champion",
+    )
+    min_improvement: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="relative gain over the champion required to move the champion alias",
+    )
+
+
+class ValidationConfig(StrictModel):
+    """Which Great Expectations suite guards this data, and what a failure does."""
+
+    suite: str
+    policy: Literal["fail", "warn"] = "fail"
+
+
+class PipelineConfig(StrictModel):
+    """Everything that defines one model: data, target, features, search, gates, registry."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    task: TaskType
+    target: str
+    source: SourceConfig
+    features: list[str] | None = Field(
+        default=None, description="feature columns; inferred from the data when omitted"
+    )
+    categorical_features: list[str] = Field(default_factory=list)
+    datetime_features: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list, description="never used as features")
+    split: SplitConfig = SplitConfig()
+    seed: int = 42
+    tuning: TuningConfig = TuningConfig()
+    candidates: list[CandidateConfig] = Field(min_length=1)
+    gate: GateConfig
+    validation: ValidationConfig
+    slices: list[str] = Field(default_factory=list)
+    registered_model_name: str
+    experiment_name: str | None = None
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> PipelineConfig:
+        from prefect_mlops.metrics import metric_names
+
+        names = metric_names(self.task)
+        unknown = sorted({self.gate.primary_metric, *self.gate.thresholds} - set(names))
+        if unknown:
+            raise ValueError(f"gate names metrics {unknown} unknown for {self.task}; use {names}")
+        if self.target in self.exclude or self.target in (self.features or []):
+            raise ValueError(f"target {self.target!r} must not be listed as a feature or exclusion")
+        if self.split.strategy == "stratified" and self.task != TaskType.classification:
+            raise ValueError("split.strategy stratified needs task classification")
+        seen = [c.name for c in self.candidates]
+        if len(seen) != len(set(seen)):
+            raise ValueError(f"candidate names must be unique, got {seen}")
+        return self
+
+    @property
+    def experiment(self) -> str:
+        """MLflow experiment name (defaults to the registered model name)."""
+        return self.experiment_name or self.registered_model_name
+
+    def fingerprint(self) -> str:
+        """A stable hash of the whole config, recorded on every model version."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a pipeline YAML file; errors name the offending field."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"pipeline config not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"pipeline config {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"pipeline config {path} must be a mapping of fields")
+    return parse_config(raw, origin=str(path))
+
+
+def parse_config(raw: dict[str, Any], origin: str = "<config>") -> PipelineConfig:
+    """Validate a config mapping, translating pydantic's report into one readable error."""
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid pipeline config {origin}: {problems}") from exc

@@ -1,0 +1,29 @@
+"""The project's exceptions: each names what is wrong so a person can fix it."""
+
+
+class MlopsError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(MlopsError):
+    """The pipeline configuration is invalid."""
+
+
+class IngestError(MlopsError):
+    """A data source is missing, unreadable, empty or malformed."""
+
+
+class DataQualityError(MlopsError):
+    """The data breaks a rule training cannot proceed without (target absent, one class, ...)."""
+
+
+class DataValidationError(MlopsError):
+    """A Great Expectations checkpoint failed under the `fail` policy."""
+
+
+class ModelGateError(MlopsError):
+    """The candidate model was not blessed: one or more gate rules were violated."""
+
+
+class RegistryError(MlopsError):
+    """A registry operation could not be completed; nothing was left half-done."""

@@ -1,0 +1,50 @@
+"""The one settings object for the environment: where things live, never what to train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Environment of a run, read from `MLOPS_*` variables (and `MLFLOW_TRACKING_URI`)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="ignore")
+
+    tracking_uri: str = Field(
+        default="sqlite:///mlflow.db",
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MLOPS_TRACKING_URI"),
+    )
+    registry_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_REGISTRY_URI", "MLOPS_REGISTRY_URI"),
+    )
+    artifact_root: Path = Path("artifacts")
+    gx_root: Path = Path("great_expectations")
+
+    @property
+    def snapshot_dir(self) -> Path:
+        """Immutable Parquet snapshots, one file per content fingerprint."""
+        return self.artifact_root / "snapshots"
+
+    @property
+    def split_dir(self) -> Path:
+        """Train and holdout parts of snapshots."""
+        return self.artifact_root / "splits"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Batches that failed validation, kept for a person to inspect."""
+        return self.artifact_root / "quarantine"
+
+    @property
+    def mlflow_artifact_dir(self) -> Path:
+        """Artifact location of experiments created on a local (non-server) tracking store."""
+        return self.artifact_root / "mlflow"
+
+    @property
+    def is_local_tracking(self) -> bool:
+        """True when MLflow runs in-process (SQLite or file store) rather than on a server."""
+        return not self.tracking_uri.startswith(("http://", "https://", "databricks"))

@@ -1,0 +1,31 @@
+"""MLflow access for tasks: a client bound to the settings, never a global set at import."""
+
+from __future__ import annotations
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from prefect_mlops.settings import Settings
+
+
+def mlflow_client(settings: Settings) -> MlflowClient:
+    """A client for the configured tracking and registry stores."""
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+
+
+def use_tracking(settings: Settings) -> None:
+    """Point MLflow's fluent API at the configured stores (called by entry points, not imports)."""
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    if settings.registry_uri:
+        mlflow.set_registry_uri(settings.registry_uri)
+
+
+def ensure_experiment(client: MlflowClient, name: str, settings: Settings) -> str:
+    """The id of experiment `name`, created (with a local artifact folder when local) if absent."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if settings.is_local_tracking:
+        location = (settings.mlflow_artifact_dir / name).resolve().as_uri()
+    return client.create_experiment(name, artifact_location=location)

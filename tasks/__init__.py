@@ -1,0 +1,1 @@
+"""Prefect tasks: one lifecycle action each, small and typed."""

@@ -1,0 +1,80 @@
+"""Ingest: read a CSV, Parquet or SQL source and freeze it as a fingerprinted Parquet snapshot."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from prefect import task
+
+from prefect_mlops.config import SourceConfig
+from prefect_mlops.errors import IngestError
+from prefect_mlops.results import Snapshot
+from tasks.io import IO_RETRY_DELAYS, retry_transient, write_parquet_atomic
+
+
+def read_source(source: SourceConfig) -> pd.DataFrame:
+    """Load every row of a source into a DataFrame, translating failures into IngestError."""
+    where = source.describe()
+    if source.kind == "sql":
+        frame = _read_sql(source)
+    else:
+        path = Path(str(source.path))
+        if not path.is_file():
+            raise IngestError(f"{source.kind} source not found: {path}")
+        try:
+            frame = pd.read_csv(path) if source.kind == "csv" else pd.read_parquet(path)
+        except pd.errors.EmptyDataError as exc:
+            raise IngestError(f"{source.kind} source {path} is empty") from exc
+        except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise IngestError(f"cannot read {source.kind} source {path}: {exc}") from exc
+    if frame.empty:
+        raise IngestError(f"source {where} has no rows")
+    if frame.columns.duplicated().any():
+        dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
+        raise IngestError(f"source {where} has duplicated columns {dupes}")
+    return frame
+
+
+def _read_sql(source: SourceConfig) -> pd.DataFrame:
+    engine = sa.create_engine(str(source.url))
+    try:
+        with engine.connect() as connection:
+            if source.table:
+                if not sa.inspect(connection).has_table(source.table):
+                    raise IngestError(
+                        f"table {source.table!r} not found in database {source.describe()}"
+                    )
+                return pd.read_sql_table(source.table, connection)
+            return pd.read_sql_query(sa.text(str(source.query)), connection)
+    except sa.exc.SQLAlchemyError as exc:
+        raise IngestError(f"cannot read sql source {source.describe()}: {exc}") from exc
+    finally:
+        engine.dispose()
+
+
+def fingerprint_frame(frame: pd.DataFrame) -> str:
+    """A content hash of columns, dtypes and every value; the same rows give the same hash."""
+    digest = hashlib.sha256()
+    digest.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:20]
+
+
+@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+def snapshot_source(source: SourceConfig, snapshot_dir: Path) -> Snapshot:
+    """Read the source and write an immutable Parquet snapshot keyed by its fingerprint."""
+    frame = read_source(source)
+    fingerprint = fingerprint_frame(frame)
+    path = snapshot_dir / f"{fingerprint}.parquet"
+    if not path.exists():  # content-addressed: an existing file already holds these rows
+        write_parquet_atomic(frame, path)
+    return Snapshot(
+        uri=str(path),
+        fingerprint=fingerprint,
+        rows=len(frame),
+        columns=[str(c) for c in frame.columns],
+        source=source.describe(),
+    )

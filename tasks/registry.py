@@ -1,0 +1,206 @@
+"""Registry: log, verify, register and promote models in MLflow, never leaving half a change."""
+
+from __future__ import annotations
+
+from importlib.metadata import version as installed_version
+
+import mlflow
+import numpy as np
+import skops.io
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+from prefect import get_run_logger, task
+from sklearn.pipeline import Pipeline
+
+from prefect_mlops.config import PipelineConfig
+from prefect_mlops.errors import RegistryError
+from prefect_mlops.results import (
+    ChampionScore,
+    FeatureSchema,
+    GateCheck,
+    LoggedModel,
+    ModelVersionRef,
+    Snapshot,
+    SplitRefs,
+    ValidationSummary,
+)
+from prefect_mlops.settings import Settings
+from prefect_mlops.tracking import mlflow_client, use_tracking
+from tasks.evaluate import holdout_metrics
+from tasks.io import IO_RETRY_DELAYS, read_parquet, retry_transient
+from tasks.track import lineage_tags
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS_CHAMPION = "previous-champion"
+# Our own transformer functions are the only types skops is told to trust on load.
+TRUSTED_MODULE_PREFIXES = ("tasks.features.",)
+MODEL_REQUIREMENTS = ("scikit-learn", "skops", "pandas", "numpy", "mlflow", "scipy")
+
+
+def trusted_types(model: Pipeline) -> list[str]:
+    """The project's own functions in a pipeline, which skops must be told to trust."""
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    return sorted(t for t in untrusted if t.startswith(TRUSTED_MODULE_PREFIXES))
+
+
+def pinned_requirements() -> list[str]:
+    """Exact versions of what the model needs, so MLflow does not infer them (slow)."""
+    return [f"{name}=={installed_version(name)}" for name in MODEL_REQUIREMENTS]
+
+
+def _version_by_alias(client: MlflowClient, name: str, alias: str) -> str | None:
+    try:
+        return client.get_model_version_by_alias(name, alias).version
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower():
+            return None
+        raise
+
+
+@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+def log_model(
+    model: Pipeline, split: SplitRefs, schema: FeatureSchema, run_id: str, settings: Settings
+) -> LoggedModel:
+    """Log the fitted pipeline to the run with signature, input example and skops format."""
+    use_tracking(settings)
+    example = read_parquet(split.holdout_uri)[schema.features].head(5)
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        run_id=run_id,
+        serialization_format="skops",
+        skops_trusted_types=trusted_types(model),
+        signature=infer_signature(example, model.predict(example)),
+        input_example=example,
+        pip_requirements=pinned_requirements(),
+    )
+    return LoggedModel(model_uri=info.model_uri, run_id=run_id, model_id=info.model_id)
+
+
+@task
+def verify_model_loads(
+    logged: LoggedModel,
+    model: Pipeline,
+    split: SplitRefs,
+    schema: FeatureSchema,
+    settings: Settings,
+) -> GateCheck:
+    """Load the logged model back through MLflow and check it predicts like the fitted one."""
+    use_tracking(settings)
+    example = read_parquet(split.holdout_uri)[schema.features].head(20)
+    rule = "logged model loads and reproduces predictions"
+    try:
+        loaded = mlflow.pyfunc.load_model(logged.model_uri)
+        served = np.asarray(loaded.predict(example))
+    except Exception as exc:  # any failure to load is a gate violation, reported, not raised
+        return GateCheck(rule=rule, passed=False, detail=f"{type(exc).__name__}: {exc}")
+    expected = np.asarray(model.predict(example))
+    same = served.shape == expected.shape and (
+        np.array_equal(served, expected)
+        if expected.dtype.kind not in "fc"
+        else np.allclose(served, expected, rtol=1e-6, atol=1e-9)
+    )
+    detail = f"{logged.model_uri} predicted {len(example)} rows" + ("" if same else " differently")
+    return GateCheck(rule=rule, passed=bool(same), detail=detail)
+
+
+@task
+def score_champion(
+    name: str, split: SplitRefs, schema: FeatureSchema, settings: Settings
+) -> ChampionScore | None:
+    """Score the current champion on the same holdout, or None when there is no champion."""
+    use_tracking(settings)
+    version = _version_by_alias(mlflow_client(settings), name, CHAMPION)
+    if version is None:
+        return None
+    holdout = read_parquet(split.holdout_uri)
+    try:
+        champion = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+        metrics = holdout_metrics(champion, holdout, schema)
+    except (MlflowException, KeyError, ValueError) as exc:
+        get_run_logger().warning("champion v%s cannot score this holdout: %s", version, exc)
+        return ChampionScore(version=version, error=f"{type(exc).__name__}: {exc}")
+    return ChampionScore(version=version, metrics=metrics)
+
+
+@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+def register_model(
+    logged: LoggedModel,
+    config: PipelineConfig,
+    snapshot: Snapshot,
+    validation: ValidationSummary,
+    settings: Settings,
+) -> ModelVersionRef:
+    """Register the logged model as a new version and point `challenger` at it, or undo both."""
+    name = config.registered_model_name
+    tags = {**lineage_tags(snapshot, validation, config), "mlflow_run_id": logged.run_id}
+    client = mlflow_client(settings)
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise RegistryError(f"cannot create registered model {name!r}: {exc}") from exc
+    created = client.create_model_version(
+        name, source=logged.model_uri, run_id=logged.run_id, tags=tags, model_id=logged.model_id
+    )
+    try:
+        client.set_registered_model_alias(name, CHALLENGER, created.version)
+    except MlflowException as exc:
+        client.delete_model_version(name, created.version)  # no version without its alias
+        raise RegistryError(
+            f"cannot set alias {CHALLENGER!r} on {name} v{created.version}"
+        ) from exc
+    return ModelVersionRef(name=name, version=str(created.version), aliases=[CHALLENGER])
+
+
+def move_champion(client: MlflowClient, name: str, version: str) -> str | None:
+    """Point `champion` at `version`, keeping the old champion as `previous-champion`."""
+    current = _version_by_alias(client, name, CHAMPION)
+    if current == version:
+        return current
+    previous = _version_by_alias(client, name, PREVIOUS_CHAMPION)
+    if current is not None:
+        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, current)
+    try:
+        client.set_registered_model_alias(name, CHAMPION, version)
+    except MlflowException as exc:
+        _restore_alias(client, name, PREVIOUS_CHAMPION, previous)
+        raise RegistryError(f"cannot move {CHAMPION!r} of {name} to v{version}: {exc}") from exc
+    return current
+
+
+def _restore_alias(client: MlflowClient, name: str, alias: str, version: str | None) -> None:
+    if version is None:
+        client.delete_registered_model_alias(name, alias)
+    else:
+        client.set_registered_model_alias(name, alias, version)
+
+
+@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+def promote_model(name: str, version: str, reason: str, settings: Settings) -> ModelVersionRef:
+    """Make `version` the champion; the old champion stays reachable as `previous-champion`."""
+    client = mlflow_client(settings)
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as exc:
+        raise RegistryError(f"{name} has no version {version!r}") from exc
+    move_champion(client, name, version)
+    client.set_model_version_tag(name, version, "promotion_reason", reason)
+    return ModelVersionRef(name=name, version=version, aliases=aliases_of(client, name, version))
+
+
+def rollback_champion(name: str, settings: Settings) -> ModelVersionRef:
+    """Swap `champion` and `previous-champion`: one step back, and one step forward again."""
+    client = mlflow_client(settings)
+    previous = _version_by_alias(client, name, PREVIOUS_CHAMPION)
+    if previous is None:
+        raise RegistryError(f"{name} has no {PREVIOUS_CHAMPION!r} alias to roll back to")
+    move_champion(client, name, previous)
+    return ModelVersionRef(name=name, version=previous, aliases=aliases_of(client, name, previous))
+
+
+def aliases_of(client: MlflowClient, name: str, version: str) -> list[str]:
+    """The aliases currently pointing at a version."""
+    return sorted(client.get_model_version(name, version).aliases)

@@ -1,0 +1,105 @@
+"""Track: the parent MLflow run of a training flow, its lineage tags and dataset inputs."""
+
+from __future__ import annotations
+
+import subprocess
+
+import mlflow
+from mlflow.entities import DatasetInput, InputTag, RunStatus
+from prefect import task
+from prefect.runtime import flow_run
+
+from prefect_mlops.config import PipelineConfig
+from prefect_mlops.results import Snapshot, SplitRefs, ValidationSummary
+from prefect_mlops.settings import Settings
+from prefect_mlops.tracking import ensure_experiment, mlflow_client
+from tasks.io import IO_RETRY_DELAYS, read_parquet, retry_transient
+
+FLOW_RUN_TAG = "prefect.flow_run_id"
+
+
+def git_commit() -> str:
+    """The current git commit of the code, or 'unknown' outside a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def lineage_tags(
+    snapshot: Snapshot, validation: ValidationSummary, config: PipelineConfig
+) -> dict[str, str]:
+    """Tags that tie a run or model version to its Prefect run, data, validation and code."""
+    return {
+        FLOW_RUN_TAG: str(flow_run.get_id() or "none"),
+        "prefect.flow_run_name": str(flow_run.get_name() or "none"),
+        "data_fingerprint": snapshot.fingerprint,
+        "data_snapshot": snapshot.uri,
+        "data_source": snapshot.source,
+        "validation_result": "passed" if validation.success else "failed",
+        "validation_checkpoint": validation.checkpoint,
+        "config_hash": config.fingerprint(),
+        "git_commit": git_commit(),
+    }
+
+
+@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+def start_training_run(
+    config: PipelineConfig,
+    snapshot: Snapshot,
+    validation: ValidationSummary,
+    split: SplitRefs,
+    settings: Settings,
+) -> str:
+    """Open the parent MLflow run, tag its lineage and log the snapshot as dataset inputs."""
+    client = mlflow_client(settings)
+    experiment_id = ensure_experiment(client, config.experiment, settings)
+    run = client.create_run(
+        experiment_id,
+        run_name=f"train-{flow_run.get_name() or config.name}",
+        tags=lineage_tags(snapshot, validation, config),
+    )
+    run_id = run.info.run_id
+    params = {
+        "task": str(config.task),
+        "target": config.target,
+        "split_strategy": config.split.strategy,
+        "test_size": config.split.test_size,
+        "seed": config.seed,
+        "cv_folds": config.tuning.cv_folds,
+        "train_rows": split.train_rows,
+        "holdout_rows": split.holdout_rows,
+    }
+    for key, value in params.items():
+        client.log_param(run_id, key, value)
+    inputs = []
+    for context, uri in (("training", split.train_uri), ("holdout", split.holdout_uri)):
+        dataset = mlflow.data.from_pandas(
+            read_parquet(uri),
+            source=uri,
+            name=f"{config.name}-{snapshot.fingerprint}",
+            targets=config.target,
+        )
+        inputs.append(
+            DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", context)])
+        )
+    client.log_inputs(run_id, datasets=inputs)
+    return run_id
+
+
+@task
+def finish_training_run(run_id: str, settings: Settings) -> None:
+    """Mark the parent MLflow run finished."""
+    mlflow_client(settings).set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+
+def fail_open_runs(settings: Settings, flow_run_id: str) -> None:
+    """Mark every still-running MLflow run of a Prefect flow run as FAILED."""
+    client = mlflow_client(settings)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    query = f"tags.`{FLOW_RUN_TAG}` = '{flow_run_id}' and attributes.status = 'RUNNING'"
+    for run in client.search_runs(experiments, filter_string=query):
+        client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
