@@ -34,15 +34,21 @@ from tasks.track import lineage_tags
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
-# Our own transformer functions are the only types skops is told to trust on load.
+# skops refuses unknown types on load. We trust our own transformer functions and a reviewed list
+# of library types our estimators need; the files are written by this flow, never uploaded.
 TRUSTED_MODULE_PREFIXES = ("tasks.features.",)
+REVIEWED_TYPES = frozenset(
+    {"numpy.dtype", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"}
+)
 MODEL_REQUIREMENTS = ("scikit-learn", "skops", "pandas", "numpy", "mlflow", "scipy")
 
 
 def trusted_types(model: Pipeline) -> list[str]:
     """The project's own functions in a pipeline, which skops must be told to trust."""
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    return sorted(t for t in untrusted if t.startswith(TRUSTED_MODULE_PREFIXES))
+    return sorted(
+        t for t in untrusted if t.startswith(TRUSTED_MODULE_PREFIXES) or t in REVIEWED_TYPES
+    )
 
 
 def pinned_requirements() -> list[str]:
@@ -52,7 +58,7 @@ def pinned_requirements() -> list[str]:
 
 def _version_by_alias(client: MlflowClient, name: str, alias: str) -> str | None:
     try:
-        return client.get_model_version_by_alias(name, alias).version
+        return str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower():
             return None

@@ -18,6 +18,7 @@ from sklearn.model_selection import (
     cross_validate,
 )
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.errors import ConfigError
@@ -128,14 +129,16 @@ def score_candidate(
     train = read_parquet(split.train_uri)
     metric = config.gate.primary_metric
     started = time.perf_counter()
-    cv = cross_validate(
-        build_model(spec, schema, config.seed),
-        train[schema.features],
-        train[schema.target],
-        cv=cv_splitter(config),
-        scoring=scorer_name(metric),
-        error_score="raise",
-    )
+    # Candidates run side by side on worker threads: one OpenMP thread each, or they thrash.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        cv = cross_validate(
+            build_model(spec, schema, config.seed),
+            train[schema.features],
+            train[schema.target],
+            cv=cv_splitter(config),
+            scoring=scorer_name(metric),
+            error_score="raise",
+        )
     scores = np.array([cv_score_to_metric(metric, s) for s in cv["test_score"]])
     client = mlflow_client(settings)
     parent = client.get_run(parent_run_id)

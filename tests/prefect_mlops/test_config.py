@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import pytest
+
+from prefect_mlops.config import load_config, parse_config
+from prefect_mlops.errors import ConfigError
+from tests.conftest import BIKESHARE_CONFIG, fast_config_dict
+
+
+def test_bundled_config_loads() -> None:
+    config = load_config(BIKESHARE_CONFIG)
+    assert config.target == "bikers"
+    assert config.split.strategy == "time"
+    assert {"casual", "registered"} <= set(config.exclude)
+
+
+def test_unknown_key_is_rejected_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"split\.shuffle: Extra inputs are not permitted"):
+        parse_config(fast_config_dict(split={"strategy": "random", "shuffle": True}))
+
+
+def test_wrong_type_is_rejected_naming_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"tuning\.cv_folds"):
+        parse_config(fast_config_dict(tuning={"cv_folds": "three"}))
+
+
+def test_gate_metric_must_fit_the_task() -> None:
+    with pytest.raises(ConfigError, match="accuracy"):
+        parse_config(fast_config_dict(gate={"primary_metric": "accuracy"}))
+
+
+def test_time_split_needs_a_time_column() -> None:
+    with pytest.raises(ConfigError, match="time_column"):
+        parse_config(fast_config_dict(split={"strategy": "time"}))
+
+
+def test_missing_config_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_config_hash_changes_with_content() -> None:
+    a = parse_config(fast_config_dict())
+    b = parse_config(fast_config_dict(seed=7))
+    assert a.fingerprint() == parse_config(fast_config_dict()).fingerprint()
+    assert a.fingerprint() != b.fingerprint()

@@ -1,0 +1,83 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from prefect_mlops.config import SourceConfig
+from prefect_mlops.errors import IngestError
+from tasks.ingest import fingerprint_frame, read_source, snapshot_source
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({"x": [1.0, 2.0, None], "c": ["a", "b", "a"], "y": [0, 1, 0]})
+
+
+def test_csv_snapshot_is_content_addressed(tmp_path: Path, frame: pd.DataFrame) -> None:
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    source = SourceConfig(kind="csv", path=str(tmp_path / "d.csv"))
+    first = snapshot_source.fn(source, tmp_path / "snap")
+    second = snapshot_source.fn(source, tmp_path / "snap")
+    assert first == second
+    assert Path(first.uri).name == f"{first.fingerprint}.parquet"
+    assert first.rows == 3
+    pd.testing.assert_frame_equal(pd.read_parquet(first.uri), pd.read_csv(tmp_path / "d.csv"))
+
+
+def test_fingerprint_changes_when_one_value_changes(frame: pd.DataFrame) -> None:
+    changed = frame.copy()
+    changed.loc[1, "c"] = "z"
+    assert fingerprint_frame(frame) == fingerprint_frame(frame.copy())
+    assert fingerprint_frame(frame) != fingerprint_frame(changed)
+
+
+def test_parquet_source_reads(tmp_path: Path, frame: pd.DataFrame) -> None:
+    frame.to_parquet(tmp_path / "d.parquet")
+    loaded = read_source(SourceConfig(kind="parquet", path=str(tmp_path / "d.parquet")))
+    assert list(loaded.columns) == ["x", "c", "y"]
+
+
+def test_sql_table_and_query_read(tmp_path: Path, frame: pd.DataFrame) -> None:
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    engine = sa.create_engine(url)
+    frame.to_sql("rows", engine, index=False)
+    engine.dispose()
+    by_table = read_source(SourceConfig(kind="sql", url=url, table="rows"))
+    by_query = read_source(SourceConfig(kind="sql", url=url, query="select * from rows where y=0"))
+    assert len(by_table) == 3
+    assert len(by_query) == 2
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match=r"not found: .*missing\.csv"):
+        read_source(SourceConfig(kind="csv", path=str(tmp_path / "missing.csv")))
+
+
+def test_empty_file_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(IngestError, match="is empty"):
+        read_source(SourceConfig(kind="csv", path=str(tmp_path / "empty.csv")))
+
+
+def test_header_only_file_has_no_rows(tmp_path: Path) -> None:
+    (tmp_path / "header.csv").write_text("a,b\n")
+    with pytest.raises(IngestError, match="has no rows"):
+        read_source(SourceConfig(kind="csv", path=str(tmp_path / "header.csv")))
+
+
+def test_unreadable_parquet_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(IngestError, match="cannot read parquet source"):
+        read_source(SourceConfig(kind="parquet", path=str(tmp_path / "bad.parquet")))
+
+
+def test_absent_sql_table_is_named(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    with pytest.raises(IngestError, match="table 'missing' not found"):
+        read_source(SourceConfig(kind="sql", url=url, table="missing"))
+
+
+def test_sql_url_password_is_not_shown() -> None:
+    source = SourceConfig(kind="sql", url="postgresql://u:secret@db/x", table="t")
+    assert "secret" not in source.describe()

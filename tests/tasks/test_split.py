@@ -1,0 +1,44 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from prefect_mlops.config import SplitConfig
+from prefect_mlops.errors import DataQualityError
+from tasks.split import split_frame
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    n = 100
+    shuffled = np.random.default_rng(1).permutation(n)
+    return pd.DataFrame(
+        {
+            "t": pd.date_range("2024-01-01", periods=n, freq="D")[shuffled].astype(str),
+            "y": np.where(np.arange(n) % 4 == 0, "rare", "common"),
+        }
+    )
+
+
+def test_time_split_holds_out_the_latest_rows(frame: pd.DataFrame) -> None:
+    train, holdout = split_frame(frame, SplitConfig(strategy="time", time_column="t"), "y", 0)
+    assert len(holdout) == 20
+    assert pd.to_datetime(train["t"]).max() < pd.to_datetime(holdout["t"]).min()
+
+
+def test_stratified_split_keeps_class_shares(frame: pd.DataFrame) -> None:
+    _, holdout = split_frame(frame, SplitConfig(strategy="stratified"), "y", 0)
+    assert (holdout["y"] == "rare").mean() == pytest.approx(0.25)
+
+
+def test_random_split_is_reproducible_with_the_seed(frame: pd.DataFrame) -> None:
+    a, _ = split_frame(frame, SplitConfig(), "y", 3)
+    b, _ = split_frame(frame, SplitConfig(), "y", 3)
+    c, _ = split_frame(frame, SplitConfig(), "y", 4)
+    assert a.equals(b)
+    assert not a.equals(c)
+
+
+def test_unparseable_time_column_is_named(frame: pd.DataFrame) -> None:
+    broken = frame.assign(t="not a date")
+    with pytest.raises(DataQualityError, match="time column 't' has 100 unparseable"):
+        split_frame(broken, SplitConfig(strategy="time", time_column="t"), "y", 0)
