@@ -6,6 +6,7 @@ from importlib.metadata import version as installed_version
 
 import mlflow
 import numpy as np
+import pandas as pd
 import skops.io
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -56,6 +57,13 @@ def pinned_requirements() -> list[str]:
     return [f"{name}=={installed_version(name)}" for name in MODEL_REQUIREMENTS]
 
 
+def signature_example(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
+    """Input rows whose numeric columns are floats, so the signature admits missing values."""
+    example = frame[schema.features]
+    integers = [c for c in schema.numeric if pd.api.types.is_integer_dtype(example[c])]
+    return example.astype(dict.fromkeys(integers, "float64"))
+
+
 def _version_by_alias(client: MlflowClient, name: str, alias: str) -> str | None:
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
@@ -71,7 +79,7 @@ def log_model(
 ) -> LoggedModel:
     """Log the fitted pipeline to the run with signature, input example and skops format."""
     use_tracking(settings)
-    example = read_parquet(split.holdout_uri)[schema.features].head(5)
+    example = signature_example(read_parquet(split.holdout_uri).head(5), schema)
     info = mlflow.sklearn.log_model(
         model,
         name="model",
