@@ -20,7 +20,6 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import great_expectations.expectations as gxe
 import pandas as pd
 from great_expectations.checkpoint import Checkpoint, UpdateDataDocsAction
 from great_expectations.checkpoint.checkpoint import CheckpointResult
@@ -41,6 +40,7 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 
+import great_expectations.expectations as gxe
 from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.errors import DataQualityError, DataValidationError
 from prefect_mlops.results import FailedExpectation, Snapshot, ValidationSummary
@@ -524,6 +524,7 @@ def validation_markdown(summary: ValidationSummary, purpose: Purpose, snapshot: 
     verdict = "passed" if summary.success else "**failed**"
     lines = [
         f"# Data validation {verdict}",
+        "",
         f"Checkpoint `{summary.checkpoint}` ({purpose}) on snapshot `{snapshot.fingerprint}` "
         f"({snapshot.rows} rows): {summary.evaluated - len(summary.failed)} of "
         f"{summary.evaluated} expectations held.",
