@@ -1,0 +1,134 @@
+"""The FastAPI application: lifespan wiring, auth, metrics middleware and error translation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from serving.errors import InputError, ServingError
+from serving.metrics import ServiceMetrics
+from serving.model import registry_client
+from serving.prediction_log import PredictionLog, open_store
+from serving.predictor import Predictor
+from serving.routes import json_response, private, public
+from serving.settings import ServeSettings
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def create_app(settings: ServeSettings | None = None) -> FastAPI:
+    """Build the service; the model loads in the lifespan, not here (also a uvicorn factory)."""
+    settings = settings or ServeSettings()  # type: ignore[call-arg]
+    metrics = ServiceMetrics()
+    app = FastAPI(
+        title="prefect-mlops prediction service",
+        summary=f"Serves {settings.model_uri}",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.token = None
+    app.include_router(public)
+    app.include_router(private)
+    app.add_exception_handler(ServingError, _serving_error)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ServeSettings = app.state.settings
+    app.state.token = await _resolve_token(settings)
+    log = PredictionLog(
+        open_store(settings.log_url, settings.log_dir),
+        app.state.metrics,
+        flush_seconds=settings.log_flush_seconds,
+        queue_size=settings.log_queue_size,
+    )
+    log.start()
+    predictor = Predictor(settings, registry_client(settings), log, app.state.metrics)
+    app.state.predictor = predictor
+    app.state.log = log
+    await run_in_threadpool(predictor.try_refresh)
+    poller = (
+        asyncio.create_task(_follow_alias(predictor, settings.poll_seconds))
+        if settings.poll_seconds > 0
+        else None
+    )
+    try:
+        yield
+    finally:
+        if poller is not None:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        await run_in_threadpool(log.close)
+
+
+async def _follow_alias(predictor: Predictor, seconds: float) -> None:
+    """Poll the alias; a new version is loaded off the event loop and swapped in whole."""
+    while True:
+        await asyncio.sleep(seconds)
+        await run_in_threadpool(predictor.try_refresh)
+
+
+async def _resolve_token(settings: ServeSettings) -> bytes | None:
+    """The bearer token from the environment, or else from a Prefect Secret block."""
+    if settings.token is not None:
+        return settings.token.get_secret_value().encode()
+    if settings.token_secret_block:
+        from prefect.blocks.system import Secret
+
+        secret = await Secret.aload(settings.token_secret_block)
+        return str(secret.get()).encode()
+    return None
+
+
+async def _serving_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServingError)
+    body: dict[str, Any] = {"error_code": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, InputError):
+        body["field"] = exc.field
+    return json_response(body, status_code=exc.status_code)
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by route template (pure ASGI: no extra task)."""
+
+    def __init__(
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], metrics: ServiceMetrics
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe(route, status, time.perf_counter() - started)

@@ -1,0 +1,80 @@
+"""Prometheus metrics of one service instance, in a registry of its own (no global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class ServiceMetrics:
+    """Requests, errors, latency, rows scored, the loaded version and prediction-log health."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "mlops_serve_requests",
+            "HTTP requests by route and status code",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "mlops_serve_errors",
+            "requests answered with a 4xx or 5xx status",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "mlops_serve_request_seconds",
+            "request latency in seconds",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.rows = Counter(
+            "mlops_serve_rows_scored", "rows predicted", ["version"], registry=self.registry
+        )
+        self.model = Gauge(
+            "mlops_serve_model_loaded",
+            "1 for the model version being served",
+            ["name", "version", "engine"],
+            registry=self.registry,
+        )
+        self.reloads = Counter(
+            "mlops_serve_model_reloads",
+            "model loads by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.log_failures = Counter(
+            "mlops_serve_prediction_log_failures",
+            "prediction-log writes that failed (rows kept for retry) or rows dropped",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.log_written = Counter(
+            "mlops_serve_prediction_log_rows",
+            "rows written to the prediction log",
+            [],
+            registry=self.registry,
+        )
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        """Record one finished request."""
+        code = str(status)
+        self.requests.labels(route, code).inc()
+        if status >= 400:
+            self.errors.labels(route, code).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def model_loaded(self, name: str, version: str, engine: str) -> None:
+        """Point the loaded-version gauge at a new version."""
+        self.model.clear()
+        self.model.labels(name, version, engine).set(1)
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

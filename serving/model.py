@@ -1,0 +1,105 @@
+"""Load one registered model version: pipeline, signature, input example and engine."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import Model
+from mlflow.tracking import MlflowClient
+
+from serving.engines import CompileError, Engine, SklearnEngine, compile_onnx
+from serving.schema import InputSchema
+from serving.settings import ServeSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """Everything one request needs, swapped as a whole so no response mixes two versions."""
+
+    name: str
+    version: str
+    alias: str
+    schema: InputSchema
+    engine: Engine
+    signature: dict[str, Any]
+    classes: list[Any] | None = None
+    run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    engine_note: str = ""
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def registry_client(settings: ServeSettings) -> MlflowClient:
+    """A client for the configured tracking and registry stores (never a global one)."""
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+
+
+def resolve_alias(client: MlflowClient, settings: ServeSettings) -> str:
+    """The version the alias points at right now."""
+    return str(client.get_model_version_by_alias(settings.model_name, settings.alias).version)
+
+
+def load_version(client: MlflowClient, settings: ServeSettings, version: str) -> LoadedModel:
+    """Download, load and compile one version; ONNX only when it reproduces scikit-learn."""
+    details = client.get_model_version(settings.model_name, version)
+    uri = f"models:/{settings.model_name}/{version}"
+    with tempfile.TemporaryDirectory(prefix="mlops-serve-") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=uri,
+            dst_path=tmp,
+            tracking_uri=settings.tracking_uri,
+            registry_uri=settings.registry_uri or settings.tracking_uri,
+        )
+        pipeline = mlflow.sklearn.load_model(local)
+        meta = Model.load(local)
+        example = meta.load_input_example(local)
+    schema = InputSchema.from_signature(meta.signature, max_rows=settings.max_rows)
+    engine, note = _choose_engine(pipeline, schema, example, settings.use_onnx)
+    classes = getattr(pipeline, "classes_", None) if hasattr(pipeline, "predict_proba") else None
+    logger.info(
+        "loaded %s v%s with the %s engine %s", settings.model_name, version, engine.name, note
+    )
+    return LoadedModel(
+        name=settings.model_name,
+        version=str(version),
+        alias=settings.alias,
+        schema=schema,
+        engine=engine,
+        signature=meta.signature.to_dict() if meta.signature else {},
+        classes=None if classes is None else [_plain(c) for c in classes],
+        run_id=details.run_id,
+        tags=dict(details.tags),
+        engine_note=note,
+    )
+
+
+def _choose_engine(
+    pipeline: Any, schema: InputSchema, example: Any, use_onnx: bool
+) -> tuple[Engine, str]:
+    fallback = SklearnEngine(pipeline, schema)
+    if not use_onnx:
+        return fallback, "ONNX disabled by configuration"
+    if not isinstance(example, pd.DataFrame) or example.empty:
+        return fallback, "no input example to check ONNX parity on"
+    try:
+        return compile_onnx(pipeline, schema, example[schema.names]), "parity checked"
+    except CompileError as exc:
+        logger.warning("serving with scikit-learn: %s", exc)
+        return fallback, str(exc)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as plain Python values, for JSON."""
+    return value.item() if hasattr(value, "item") else value

@@ -1,0 +1,225 @@
+"""Request and response bodies of the three wire protocols, translated to validated columns.
+
+`/predict` is this service's own (`{"records": [...]}`); `/invocations` speaks the formats of
+`mlflow models serve`; `/v2/...` is the Open Inference Protocol (KServe, Triton).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from serving.errors import InputError
+from serving.model import LoadedModel
+from serving.predictor import Prediction
+from serving.schema import Columns, InputSchema
+
+MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+# Open Inference Protocol datatypes accepted for each MLflow column type.
+OIP_ACCEPTS = {
+    "double": {"FP64", "FP32", "FP16"},
+    "float": {"FP64", "FP32", "FP16"},
+    "long": {"INT64", "INT32", "INT16", "INT8", "UINT32", "UINT16", "UINT8"},
+    "integer": {"INT64", "INT32", "INT16", "INT8", "UINT32", "UINT16", "UINT8"},
+    "boolean": {"BOOL"},
+    "string": {"BYTES"},
+    "datetime": {"BYTES"},
+}
+
+
+class PredictResponse(BaseModel):
+    """Answer of `POST /predict` (documented; built directly as JSON for speed)."""
+
+    request_id: str
+    model_name: str
+    model_version: str
+    predictions: list[Any]
+    classes: list[Any] | None = None
+    probabilities: list[list[float]] | None = None
+
+
+class FeedbackRequest(BaseModel):
+    """A ground-truth label for row `row_index` of request `request_id`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=64)
+    label: Any
+    row_index: int = Field(default=0, ge=0)
+
+
+class InferInput(BaseModel):
+    """One named tensor of an inference request: here, one column."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(BaseModel):
+    """`POST /v2/models/{name}/infer` body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = None
+    inputs: list[InferInput] = Field(min_length=1)
+    outputs: list[dict[str, Any]] | None = None
+    parameters: dict[str, Any] | None = None
+
+
+def parse_json(body: bytes) -> Any:
+    """Decode a JSON body, naming the position of a syntax error."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InputError("body", f"malformed JSON: {exc}") from None
+
+
+def columns_from_invocation(payload: Any, schema: InputSchema) -> Columns:
+    """Validated columns of an MLflow scoring request, in any of its four formats."""
+    if not isinstance(payload, dict):
+        raise InputError("body", f"expected a JSON object with one of {list(MLFLOW_FORMATS)}")
+    formats = [k for k in MLFLOW_FORMATS if k in payload]
+    unknown = sorted(set(payload) - {*MLFLOW_FORMATS, "params"})
+    if len(formats) != 1 or unknown:
+        raise InputError(
+            "body", f"expected exactly one of {list(MLFLOW_FORMATS)}, got keys {sorted(payload)}"
+        )
+    key = formats[0]
+    data = payload[key]
+    if key == "dataframe_split":
+        return _columns_from_split(data, schema)
+    if isinstance(data, dict):
+        return schema.validate_columns(data, where=key)
+    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        return schema.validate_records(data, where=key)
+    raise InputError(key, "expected a list of records or an object of columns")
+
+
+def _columns_from_split(data: Any, schema: InputSchema) -> Columns:
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise InputError("dataframe_split", "expected an object with 'columns' and 'data'")
+    extra = sorted(set(data) - {"columns", "data", "index"})
+    if extra:
+        raise InputError("dataframe_split", f"unexpected keys {extra}")
+    names = data.get("columns")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise InputError("dataframe_split.columns", "expected a list of column names")
+    schema.check_names(names, "dataframe_split.columns")
+    rows = data["data"]
+    for index, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(names):
+            raise InputError(
+                f"dataframe_split.data[{index}]", f"expected a list of {len(names)} values"
+            )
+    if not rows:
+        return schema.validate_columns({n: [] for n in names}, where="dataframe_split.data")
+    transposed = zip(*rows, strict=True)
+    return schema.validate_columns(
+        dict(zip(names, map(list, transposed), strict=True)), where="dataframe_split.data"
+    )
+
+
+def columns_from_infer(request: InferRequest, schema: InputSchema) -> Columns:
+    """Validated columns of an Open Inference Protocol request (one input tensor per column)."""
+    columns: dict[str, Any] = {}
+    for index, tensor in enumerate(request.inputs):
+        where = f"inputs[{index}]"
+        if tensor.name in schema.names:
+            accepted = OIP_ACCEPTS[schema.column(tensor.name).type]
+            if tensor.datatype not in accepted:
+                raise InputError(
+                    f"{where}.datatype",
+                    f"{tensor.name!r} takes {sorted(accepted)}, not {tensor.datatype!r}",
+                )
+        rows = tensor.shape[0] if tensor.shape else -1
+        if tensor.shape not in ([rows], [rows, 1]) or rows != len(tensor.data):
+            raise InputError(
+                f"{where}.shape", f"expected [{len(tensor.data)}] or [{len(tensor.data)}, 1]"
+            )
+        columns[tensor.name] = tensor.data
+    return schema.validate_columns(columns, where="inputs")
+
+
+def parse_infer_request(body: bytes) -> InferRequest:
+    """Validate the envelope of an inference request."""
+    try:
+        return InferRequest.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = "body" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+        raise InputError(where, first["msg"]) from None
+
+
+def predict_response(prediction: Prediction) -> dict[str, Any]:
+    """Body of a `/predict` answer."""
+    model = prediction.model
+    body: dict[str, Any] = {
+        "request_id": prediction.request_id,
+        "model_name": model.name,
+        "model_version": model.version,
+        "predictions": prediction.predictions,
+    }
+    if prediction.probabilities is not None:
+        body["classes"] = model.classes
+        body["probabilities"] = prediction.probabilities
+    return body
+
+
+def infer_response(prediction: Prediction, request_id: str | None) -> dict[str, Any]:
+    """Body of an Open Inference Protocol answer."""
+    values = prediction.predictions
+    outputs = [
+        {
+            "name": "predictions",
+            "shape": [len(values)],
+            "datatype": _datatype(values),
+            "data": values,
+        }
+    ]
+    if prediction.probabilities is not None:
+        width = len(prediction.probabilities[0]) if prediction.probabilities else 0
+        outputs.append(
+            {
+                "name": "probabilities",
+                "shape": [len(values), width],
+                "datatype": "FP64",
+                "data": [p for row in prediction.probabilities for p in row],
+            }
+        )
+    return {
+        "model_name": prediction.model.name,
+        "model_version": prediction.model.version,
+        "id": request_id or prediction.request_id,
+        "outputs": outputs,
+    }
+
+
+def model_metadata_v2(model: LoadedModel) -> dict[str, Any]:
+    """`GET /v2/models/{name}`."""
+    return {
+        "name": model.name,
+        "versions": [model.version],
+        "platform": f"mlflow-sklearn-{model.engine.name}",
+        "inputs": [
+            {"name": c.name, "datatype": c.datatype, "shape": [-1]} for c in model.schema.columns
+        ],
+        "outputs": [{"name": "predictions", "datatype": "FP64", "shape": [-1]}],
+    }
+
+
+def _datatype(values: list[Any]) -> str:
+    first = values[0] if values else 0.0
+    if isinstance(first, bool):
+        return "BOOL"
+    if isinstance(first, int):
+        return "INT64"
+    if isinstance(first, float):
+        return "FP64"
+    return "BYTES"

@@ -1,0 +1,229 @@
+"""HTTP routes: each parses its protocol, then calls the predictor service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from serving.auth import require_token
+from serving.errors import InputError, NotReadyError, PayloadTooLargeError
+from serving.model import LoadedModel
+from serving.predictor import Prediction, Predictor
+from serving.protocols import (
+    FeedbackRequest,
+    PredictResponse,
+    columns_from_infer,
+    columns_from_invocation,
+    infer_response,
+    model_metadata_v2,
+    parse_infer_request,
+    parse_json,
+    predict_response,
+)
+from serving.schema import Columns
+
+T = TypeVar("T")
+# Bodies above this size are parsed and scored on a worker thread, not on the event loop.
+INLINE_BODY_BYTES = 64 * 1024
+
+
+def get_predictor(request: Request) -> Predictor:
+    return request.app.state.predictor
+
+
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+
+public = APIRouter(tags=["liveness"])
+private = APIRouter(dependencies=[Depends(require_token)])
+
+
+@public.get("/health/live")
+@public.get("/v2/health/live")
+async def live() -> dict[str, bool]:
+    """The process answers (no auth, reveals nothing)."""
+    return {"live": True}
+
+
+@private.get("/health", tags=["health"])
+async def health(predictor: PredictorDep) -> Response:
+    """Liveness and readiness, with the reason when not ready."""
+    body = {"live": True, "ready": predictor.ready, "reason": predictor.not_ready_reason}
+    return json_response(body, status_code=200 if predictor.ready else 503)
+
+
+@private.get("/v2/health/ready", tags=["open inference protocol"])
+@private.get("/ping", tags=["mlflow"])
+async def ready(predictor: PredictorDep) -> Response:
+    """200 once a model is loaded, else 503 with the reason."""
+    body = {"ready": predictor.ready, "reason": predictor.not_ready_reason}
+    return json_response(body, status_code=200 if predictor.ready else 503)
+
+
+@private.get("/metadata", tags=["health"])
+async def metadata(predictor: PredictorDep) -> dict[str, Any]:
+    """Name, version, alias, engine, lineage tags and signature of the served model."""
+    model = predictor.model()
+    return {
+        "name": model.name,
+        "version": model.version,
+        "alias": model.alias,
+        "engine": model.engine.name,
+        "engine_note": model.engine_note,
+        "run_id": model.run_id,
+        "tags": model.tags,
+        "classes": model.classes,
+        "signature": model.signature,
+        "input_schema": model.schema.json_schema(),
+        "loaded_at": model.loaded_at,
+    }
+
+
+@private.get("/metrics", tags=["health"])
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics."""
+    registry = request.app.state.metrics
+    return Response(registry.render(), media_type=registry.content_type)
+
+
+@private.post(
+    "/predict",
+    tags=["predict"],
+    responses={200: {"model": PredictResponse}},
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {"example": {"records": [{"feature": 1.0}]}}},
+            "description": "records validated against the model signature (see /metadata)",
+        }
+    },
+)
+async def predict(request: Request, predictor: PredictorDep) -> Response:
+    """Predict JSON records; the answer names the model version that computed it."""
+    body = await read_body(request, predictor.settings.max_body_bytes)
+
+    def score() -> Prediction:
+        model = predictor.model()
+        return _score(predictor, model, model.schema.validate_predict_request(body), request)
+
+    prediction = await _run(score, heavy=len(body) > INLINE_BODY_BYTES)
+    return json_response(predict_response(prediction), prediction=prediction)
+
+
+@private.post("/invocations", tags=["mlflow"])
+async def invocations(request: Request, predictor: PredictorDep) -> Response:
+    """The scoring formats of `mlflow models serve`: dataframe_split/records, instances, inputs."""
+    body = await read_body(request, predictor.settings.max_body_bytes)
+
+    def score() -> Prediction:
+        model = predictor.model()
+        columns = columns_from_invocation(parse_json(body), model.schema)
+        return _score(predictor, model, columns, request)
+
+    prediction = await _run(score, heavy=len(body) > INLINE_BODY_BYTES)
+    return json_response({"predictions": prediction.predictions}, prediction=prediction)
+
+
+@private.get("/v2", tags=["open inference protocol"])
+async def server_metadata_v2() -> dict[str, Any]:
+    """Open Inference Protocol server metadata."""
+    return {"name": "prefect-mlops", "version": "1", "extensions": []}
+
+
+@private.get("/v2/models/{name}", tags=["open inference protocol"])
+async def model_metadata(name: str, predictor: PredictorDep) -> dict[str, Any]:
+    """Open Inference Protocol model metadata (404 for a model not served here)."""
+    return model_metadata_v2(predictor.model(name))
+
+
+@private.get("/v2/models/{name}/ready", tags=["open inference protocol"])
+async def model_ready(name: str, predictor: PredictorDep) -> dict[str, Any]:
+    """Open Inference Protocol model readiness."""
+    return {"name": predictor.model(name).name, "ready": True}
+
+
+@private.post("/v2/models/{name}/infer", tags=["open inference protocol"])
+async def infer(name: str, request: Request, predictor: PredictorDep) -> Response:
+    """Open Inference Protocol inference: one input tensor per signature column."""
+    body = await read_body(request, predictor.settings.max_body_bytes)
+
+    def score() -> tuple[Prediction, str | None]:
+        model = predictor.model(name)
+        envelope = parse_infer_request(body)
+        columns = columns_from_infer(envelope, model.schema)
+        return _score(predictor, model, columns, request), envelope.id
+
+    prediction, request_id = await _run(score, heavy=len(body) > INLINE_BODY_BYTES)
+    return json_response(infer_response(prediction, request_id), prediction=prediction)
+
+
+@private.post("/feedback", tags=["predict"], status_code=202)
+async def feedback(request: Request, predictor: PredictorDep) -> Response:
+    """Record the ground-truth label of a logged prediction, joined later by request id."""
+    body = await read_body(request, predictor.settings.max_body_bytes)
+    label = _parse_feedback(body)
+    predictor.record_feedback(label.request_id, label.label, label.row_index)
+    return json_response({"accepted": True, "request_id": label.request_id}, status_code=202)
+
+
+@private.post("/reload", tags=["health"])
+async def reload(predictor: PredictorDep) -> dict[str, Any]:
+    """Load the version the alias points at now (no-op when unchanged)."""
+    try:
+        outcome = await run_in_threadpool(predictor.refresh)
+    except Exception as exc:  # reported to the caller; the current model keeps serving
+        raise NotReadyError(f"reload of {predictor.settings.model_uri} failed: {exc}") from exc
+    return {"version": outcome.version, "previous": outcome.previous, "changed": outcome.changed}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it exceeds `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError("body", f"{declared} bytes exceed the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError("body", f"more than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def json_response(
+    body: Any, status_code: int = 200, prediction: Prediction | None = None
+) -> Response:
+    """orjson-encoded JSON; prediction answers carry request id and model version headers."""
+    headers = None
+    if prediction is not None:
+        headers = {
+            "x-request-id": prediction.request_id,
+            "x-model-name": prediction.model.name,
+            "x-model-version": prediction.model.version,
+        }
+    content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(content, status_code, headers, media_type="application/json")
+
+
+def _score(
+    predictor: Predictor, model: LoadedModel, columns: Columns, request: Request
+) -> Prediction:
+    return predictor.predict(model, columns, request.headers.get("x-request-id"))
+
+
+async def _run(work: Callable[[], T], heavy: bool) -> T:
+    return await run_in_threadpool(work) if heavy else work()
+
+
+def _parse_feedback(body: bytes) -> FeedbackRequest:
+    try:
+        return FeedbackRequest.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InputError(where, first["msg"]) from None

@@ -1,0 +1,179 @@
+"""The model's input schema, derived from its MLflow signature, and strict request validation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
+
+from serving.errors import InputError
+
+FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Columns = dict[str, list[Any]]
+
+# MLflow column types -> (strict pydantic type, Open Inference Protocol datatype)
+_TYPES: dict[str, tuple[Any, str]] = {
+    "double": (FiniteFloat, "FP64"),
+    "float": (FiniteFloat, "FP32"),
+    "long": (StrictInt, "INT64"),
+    "integer": (StrictInt, "INT32"),
+    "boolean": (StrictBool, "BOOL"),
+    "string": (StrictStr, "BYTES"),
+    "datetime": (datetime, "BYTES"),  # ISO-8601 text on the wire
+}
+
+
+class ColumnSpec(BaseModel):
+    """One input column: its name, MLflow type and whether nulls are refused."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    type: str
+    required: bool = True
+
+    @property
+    def python_type(self) -> Any:
+        base = _TYPES[self.type][0]
+        return base if self.required else base | None
+
+    @property
+    def datatype(self) -> str:
+        return _TYPES[self.type][1]
+
+
+class InputSchema:
+    """The columns a model accepts and the validators built from them (once per model)."""
+
+    def __init__(self, columns: list[ColumnSpec], max_rows: int = 100_000) -> None:
+        self.columns = columns
+        self.max_rows = max_rows
+        self.names = [c.name for c in columns]
+        self._by_name = {c.name: c for c in columns}
+        self._column_adapters = {
+            c.name: TypeAdapter(list[c.python_type])
+            for c in columns  # type: ignore[name-defined]
+        }
+        fields: dict[str, Any] = {
+            f"c{i}": (c.python_type, Field(alias=c.name)) for i, c in enumerate(columns)
+        }
+        self.row_model: type[BaseModel] = create_model(
+            "Row", __config__=ConfigDict(extra="forbid", populate_by_name=False), **fields
+        )
+        self._rows_adapter = TypeAdapter(list[self.row_model])  # type: ignore[name-defined]
+        self._fields = list(fields)
+        self.predict_request: type[BaseModel] = create_model(
+            "PredictRequest",
+            __config__=ConfigDict(extra="forbid"),
+            records=(list[self.row_model], Field(min_length=1, max_length=max_rows)),  # type: ignore[name-defined]
+        )
+
+    @classmethod
+    def from_signature(
+        cls, signature: ModelSignature | None, max_rows: int = 100_000
+    ) -> InputSchema:
+        """Columns of a column-based signature; tensor signatures are not served."""
+        if signature is None or signature.inputs is None:
+            raise InputError("model", "the model has no input signature to validate against")
+        specs = []
+        for spec in signature.inputs.inputs:
+            if not isinstance(spec, ColSpec) or spec.name is None:
+                raise InputError("model", "only column-based (DataFrame) signatures are served")
+            kind = str(spec.type.name if hasattr(spec.type, "name") else spec.type)
+            if kind not in _TYPES:
+                raise InputError(spec.name, f"column type {kind!r} is not supported")
+            specs.append(ColumnSpec(name=spec.name, type=kind, required=spec.required))
+        return cls(specs, max_rows)
+
+    def json_schema(self) -> dict[str, Any]:
+        """JSON Schema of one record, for /metadata and the OpenAPI document."""
+        return self.row_model.model_json_schema(by_alias=True)
+
+    def column(self, name: str) -> ColumnSpec:
+        return self._by_name[name]
+
+    def validate_records(self, records: Any, where: str = "records") -> Columns:
+        """Validate a list of `{column: value}` objects and return them column by column."""
+        if not isinstance(records, list):
+            raise InputError(where, "expected a list of records")
+        self._check_rows(where, len(records))
+        try:
+            rows = self._rows_adapter.validate_python(records)
+        except ValidationError as exc:
+            raise _input_error(exc, where) from None
+        return self._columns_of(rows)
+
+    def validate_predict_request(self, body: bytes) -> Columns:
+        """Validate a raw `{"records": [...]}` body in one pass (the /predict fast path)."""
+        try:
+            request = self.predict_request.model_validate_json(body)
+        except ValidationError as exc:
+            raise _input_error(exc, "body") from None
+        return self._columns_of(request.records)  # type: ignore[attr-defined]
+
+    def _check_rows(self, where: str, count: int) -> None:
+        if count == 0:
+            raise InputError(where, "the batch is empty; send at least one row")
+        if count > self.max_rows:
+            raise InputError(where, f"{count} rows exceed the limit of {self.max_rows}")
+
+    def validate_columns(self, columns: dict[str, Any], where: str = "inputs") -> Columns:
+        """Validate `{column: [values]}` and return it with every column checked and typed."""
+        self.check_names(list(columns), where)
+        lengths = {len(v) if isinstance(v, list | tuple) else -1 for v in columns.values()}
+        if -1 in lengths:
+            bad = next(k for k, v in columns.items() if not isinstance(v, list | tuple))
+            raise InputError(f"{where}.{bad}", "expected a list of values")
+        if len(lengths) > 1:
+            raise InputError(where, f"columns have different lengths {sorted(lengths)}")
+        self._check_rows(where, lengths.pop())
+        typed: Columns = {}
+        for name in self.names:
+            try:
+                typed[name] = self._column_adapters[name].validate_python(columns[name])
+            except ValidationError as exc:
+                raise _input_error(exc, f"{where}.{name}") from None
+        return typed
+
+    def check_names(self, names: list[str], where: str) -> None:
+        """Refuse missing, extra and duplicated columns, naming them."""
+        missing = [n for n in self.names if n not in names]
+        extra = [n for n in names if n not in self._by_name]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if missing:
+            raise InputError(where, f"missing columns {missing}")
+        if extra:
+            raise InputError(where, f"unexpected columns {extra}; the model takes {self.names}")
+        if duplicated:
+            raise InputError(where, f"duplicated columns {duplicated}")
+
+    def _columns_of(self, rows: list[BaseModel]) -> Columns:
+        return {
+            name: [getattr(row, field) for row in rows]
+            for name, field in zip(self.names, self._fields, strict=True)
+        }
+
+
+def _input_error(exc: ValidationError, where: str) -> InputError:
+    """The first validation problem, with its location written as a field path."""
+    first = exc.errors(include_url=False)[0]
+    path = where
+    for part in first["loc"]:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    more = exc.error_count() - 1
+    message = first["msg"] + (f" (and {more} more problems)" if more else "")
+    return InputError(path, message)

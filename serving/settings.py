@@ -1,0 +1,47 @@
+"""Settings of the prediction service, read from `MLOPS_SERVE_*` variables at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServeSettings(BaseSettings):
+    """What to serve, where from, and the limits the service enforces."""
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_SERVE_", extra="ignore")
+
+    model_name: str = Field(description="registered model name")
+    alias: str = "champion"
+    tracking_uri: str = Field(
+        default="sqlite:///mlflow.db",
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MLOPS_SERVE_TRACKING_URI"),
+    )
+    registry_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_REGISTRY_URI", "MLOPS_SERVE_REGISTRY_URI"),
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    token: SecretStr | None = Field(default=None, description="bearer token; no auth when unset")
+    token_secret_block: str | None = Field(
+        default=None, description="name of a Prefect Secret block holding the bearer token"
+    )
+    poll_seconds: float = Field(default=30.0, ge=0.0, description="alias polling; 0 disables")
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_rows: int = Field(default=100_000, ge=1)
+    use_onnx: bool = Field(default=True, description="compile to ONNX when parity holds")
+    log_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the prediction log; Parquet when unset"
+    )
+    log_dir: Path = Path("artifacts/prediction_log")
+    log_flush_seconds: float = Field(default=1.0, gt=0.0)
+    log_queue_size: int = Field(default=100_000, ge=1)
+
+    @property
+    def model_uri(self) -> str:
+        """The `models:/` URI the service follows."""
+        return f"models:/{self.model_name}@{self.alias}"

@@ -1,0 +1,182 @@
+"""Real models in a temporary MLflow store, registered the way the training flow does it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from prefect_mlops.config import parse_config
+from prefect_mlops.results import CandidateSpec
+from serving.app import create_app
+from serving.settings import ServeSettings
+from tasks.features import infer_schema
+from tasks.registry import pinned_requirements, trusted_types
+from tasks.train import build_model
+
+os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+REGRESSOR = "demand"
+CLASSIFIER = "churn"
+
+
+@dataclass(frozen=True)
+class Store:
+    """A temporary tracking store and the models registered in it."""
+
+    uri: str
+    root: Path
+    client: MlflowClient
+
+
+def synthetic_frame(rows: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Numeric, integer-coded categorical and text columns, with a few gaps."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "temp": rng.normal(20, 5, rows),
+            "hum": rng.uniform(0, 1, rows),
+            "hr": rng.integers(0, 24, rows),
+            "season": rng.integers(1, 5, rows),
+            "weather": rng.choice(["clear", "mist", "rain"], rows),
+        }
+    )
+    frame.loc[::17, "hum"] = np.nan
+    frame["demand"] = 3 * frame["temp"] + 10 * frame["hr"] + frame["season"] * 5
+    frame["churned"] = np.where(frame["temp"] + rng.normal(0, 3, rows) > 20, "yes", "no")
+    return frame
+
+
+def _config(task: str, target: str, estimator: str, name: str) -> dict:
+    return {
+        "name": name,
+        "task": task,
+        "target": target,
+        "source": {"kind": "csv", "path": "unused.csv"},
+        "categorical_features": ["season", "weather"],
+        "exclude": [c for c in ("demand", "churned") if c != target],
+        "candidates": [{"name": estimator, "estimator": estimator}],
+        "gate": {"primary_metric": "rmse" if task == "regression" else "accuracy"},
+        "validation": {"suite": name},
+        "registered_model_name": name,
+    }
+
+
+def register(
+    store: Store,
+    name: str,
+    task: str = "regression",
+    estimator: str = "linear",
+    shift: float = 0.0,
+    alias: str | None = "champion",
+) -> str:
+    """Fit, log (skops, signature, example) and register a model version; return its number."""
+    frame = synthetic_frame()
+    target = "demand" if task == "regression" else "churned"
+    config = parse_config(_config(task, target, estimator, name))
+    schema = infer_schema(frame, config)
+    model = build_model(
+        CandidateSpec(name=estimator, estimator=estimator, params={}, index=0), schema, 0
+    )
+    y = frame[target] + shift if task == "regression" else frame[target]
+    X = frame[schema.features]
+    model.fit(X, y)
+    experiment = store.client.get_experiment_by_name(name) or None
+    experiment_id = (
+        experiment.experiment_id
+        if experiment
+        else store.client.create_experiment(name, artifact_location=(store.root / "art").as_uri())
+    )
+    run = store.client.create_run(experiment_id)
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        run_id=run.info.run_id,
+        serialization_format="skops",
+        skops_trusted_types=trusted_types(model),
+        signature=infer_signature(X.head(20), model.predict(X.head(20))),
+        input_example=X.head(5),
+        pip_requirements=pinned_requirements(),
+    )
+    store.client.set_terminated(run.info.run_id)
+    try:
+        store.client.create_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        pass
+    version = store.client.create_model_version(
+        name,
+        source=info.model_uri,
+        run_id=run.info.run_id,
+        model_id=info.model_id,
+        tags={"data_fingerprint": "abc123", "config_hash": config.fingerprint()},
+    ).version
+    if alias:
+        store.client.set_registered_model_alias(name, alias, version)
+    return str(version)
+
+
+@pytest.fixture(scope="session")
+def _template_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated store with a regressor and a classifier, copied per test module."""
+    root = tmp_path_factory.mktemp("mlflow-template")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        store = Store(uri, root, MlflowClient(tracking_uri=uri))
+        register(store, REGRESSOR)
+        register(store, CLASSIFIER, task="classification", estimator="logistic_regression")
+    finally:
+        if previous is None:
+            os.environ.pop("MLFLOW_TRACKING_URI")
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
+    return root
+
+
+@pytest.fixture
+def store(_template_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    """A private copy of the template store (artifacts stay in the template folder)."""
+    import shutil
+
+    shutil.copy(_template_store / "mlflow.db", tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return Store(uri, _template_store, MlflowClient(tracking_uri=uri))
+
+
+def make_settings(store: Store, tmp_path: Path, **overrides: object) -> ServeSettings:
+    values: dict[str, object] = {
+        "model_name": REGRESSOR,
+        "tracking_uri": store.uri,
+        "poll_seconds": 0,
+        "log_dir": tmp_path / "log",
+        "log_flush_seconds": 0.05,
+    }
+    values.update(overrides)
+    return ServeSettings(**values)
+
+
+@pytest.fixture
+def client(store: Store, tmp_path: Path) -> Iterator[TestClient]:
+    """The real app serving the regressor's champion, without auth."""
+    with TestClient(create_app(make_settings(store, tmp_path))) as test_client:
+        yield test_client
+
+
+def row(**changes: object) -> dict[str, object]:
+    """One valid record of the synthetic schema."""
+    record: dict[str, object] = {"temp": 21.5, "hum": 0.4, "hr": 8, "season": 2, "weather": "mist"}
+    record.update(changes)
+    return record
