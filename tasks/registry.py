@@ -6,7 +6,6 @@ from importlib.metadata import version as installed_version
 
 import mlflow
 import numpy as np
-import pandas as pd
 import skops.io
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -39,7 +38,11 @@ PREVIOUS_CHAMPION = "previous-champion"
 # of library types our estimators need; the files are written by this flow, never uploaded.
 TRUSTED_MODULE_PREFIXES = ("tasks.features.",)
 REVIEWED_TYPES = frozenset(
-    {"numpy.dtype", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"}
+    {
+        "numpy.dtype",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.tree._tree.Tree",
+    }
 )
 MODEL_REQUIREMENTS = ("scikit-learn", "skops", "pandas", "numpy", "mlflow", "scipy")
 
@@ -57,13 +60,6 @@ def pinned_requirements() -> list[str]:
     return [f"{name}=={installed_version(name)}" for name in MODEL_REQUIREMENTS]
 
 
-def signature_example(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
-    """Input rows whose numeric columns are floats, so the signature admits missing values."""
-    example = frame[schema.features]
-    integers = [c for c in schema.numeric if pd.api.types.is_integer_dtype(example[c])]
-    return example.astype(dict.fromkeys(integers, "float64"))
-
-
 def _version_by_alias(client: MlflowClient, name: str, alias: str) -> str | None:
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
@@ -79,7 +75,7 @@ def log_model(
 ) -> LoggedModel:
     """Log the fitted pipeline to the run with signature, input example and skops format."""
     use_tracking(settings)
-    example = signature_example(read_parquet(split.holdout_uri).head(5), schema)
+    example = read_parquet(split.holdout_uri)[schema.features].head(5)
     info = mlflow.sklearn.log_model(
         model,
         name="model",

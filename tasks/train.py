@@ -27,7 +27,7 @@ from prefect_mlops.results import CandidateScore, CandidateSpec, FeatureSchema, 
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import mlflow_client
 from tasks.features import build_preprocessor
-from tasks.io import read_parquet
+from tasks.io import read_parquet, retry_transient
 
 ESTIMATORS: dict[TaskType, dict[str, type[BaseEstimator]]] = {
     TaskType.regression: {
@@ -116,7 +116,7 @@ def plan_candidates(config: PipelineConfig) -> list[CandidateSpec]:
     return expand_candidates(config)
 
 
-@task
+@task(retries=1, retry_delay_seconds=[2], retry_condition_fn=retry_transient)
 def score_candidate(
     spec: CandidateSpec,
     split: SplitRefs,

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+import great_expectations.expectations as gxe
 import pandas as pd
 from great_expectations.checkpoint import Checkpoint, UpdateDataDocsAction
 from great_expectations.checkpoint.checkpoint import CheckpointResult
@@ -40,7 +41,6 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 
-import great_expectations.expectations as gxe
 from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.errors import DataQualityError, DataValidationError
 from prefect_mlops.results import FailedExpectation, Snapshot, ValidationSummary

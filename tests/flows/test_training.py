@@ -1,0 +1,201 @@
+"""The training flow end to end: real Prefect (test server), MLflow (SQLite), GX and sklearn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from flows.training import TrainingParams, training_flow
+from prefect_mlops.config import load_config
+from prefect_mlops.errors import DataValidationError, ModelGateError
+from prefect_mlops.settings import Settings
+from tasks.validate import init_suites
+from tests.conftest import BIKESHARE_CSV, fast_config_dict, write_config
+
+MODEL = "bikeshare-demand"
+
+
+def client_for(settings: Settings) -> MlflowClient:
+    return MlflowClient(tracking_uri=settings.tracking_uri)
+
+
+def aliases(client: MlflowClient, name: str = MODEL) -> dict[str, str]:
+    return {a: str(v) for a, v in client.get_registered_model(name).aliases.items()}
+
+
+def run_training(config_path: Path):
+    return training_flow(TrainingParams(config_path=str(config_path)))
+
+
+@pytest.fixture
+def trained(settings: Settings, fast_config_path: Path):
+    """One successful training run: a champion exists."""
+    return run_training(fast_config_path)
+
+
+def test_demo_config_registers_a_champion_with_lineage(settings: Settings, trained) -> None:
+    client = client_for(settings)
+    assert trained.promoted
+    assert aliases(client) == {"challenger": "1", "champion": "1"}
+    version = client.get_model_version(MODEL, "1")
+    assert version.tags["data_fingerprint"] == trained.snapshot.fingerprint
+    assert version.tags["validation_result"] == "passed"
+    assert version.tags["prefect.flow_run_id"] not in ("", "none")
+    assert len(version.tags["config_hash"]) == 16
+    assert version.tags["git_commit"]
+    run = client.get_run(trained.mlflow_run_id)
+    assert run.info.status == "FINISHED"
+    contexts = {d.tags[0].value for d in run.inputs.dataset_inputs}
+    assert contexts == {"training", "holdout"}
+    assert run.data.metrics["holdout_r2"] == pytest.approx(trained.evaluation.metrics["r2"])
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    )
+    assert len(children) == 2
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert "evaluation/feature_importance.png" in artifacts
+    assert "evaluation/residual_vs_predicted.png" in artifacts
+    assert set(trained.evaluation.slices) == {"season", "workingday"}
+
+
+def test_run_publishes_summary_gate_and_leaderboard_artifacts(trained) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        TaskRunFilter,
+    )
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    keys = ["training-bikeshare", "gate-bikeshare", "leaderboard-bikeshare"]
+    with get_client(sync_client=True) as client:
+        # Every argument explicit: the defaults get a 422 from Prefect 3.8.8's own server.
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)),
+            flow_run_filter=FlowRunFilter(),
+            task_run_filter=TaskRunFilter(),
+            limit=50,
+            offset=0,
+            sort=ArtifactSort.CREATED_DESC,
+        )
+    by_key = {a.key: a for a in found}
+    assert set(by_key) == set(keys)
+    summary = str(by_key["training-bikeshare"].data)
+    assert trained.snapshot.fingerprint in summary
+    assert "BLESSED" in summary
+    assert "hist_gradient_boosting-0" in summary
+
+
+def test_champion_model_serves_from_registry(settings: Settings, trained) -> None:
+    import mlflow.pyfunc
+
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    holdout = pd.read_csv(BIKESHARE_CSV).tail(5)
+    predictions = model.predict(holdout.drop(columns=["bikers", "casual", "registered"]))
+    assert len(predictions) == 5
+    assert np.isfinite(predictions).all()
+
+
+def test_rerun_on_same_snapshot_is_deterministic_and_keeps_champion(
+    settings: Settings, fast_config_path: Path, trained
+) -> None:
+    again = run_training(fast_config_path)
+    assert again.snapshot.fingerprint == trained.snapshot.fingerprint
+    assert again.evaluation.metrics == trained.evaluation.metrics
+    assert not again.promoted
+    assert aliases(client_for(settings)) == {"challenger": "2", "champion": "1"}
+
+
+def test_corrupted_data_stops_before_training_and_leaves_registry_untouched(
+    settings: Settings, tmp_path: Path, trained
+) -> None:
+    corrupted = pd.read_csv(BIKESHARE_CSV)
+    corrupted["temp"] = corrupted["temp"].astype(object)
+    corrupted.loc[:50, "temp"] = "hot"
+    corrupted.loc[:10, "bikers"] = None
+    corrupted.to_csv(tmp_path / "corrupted.csv", index=False)
+    raw = fast_config_dict()
+    raw["source"]["path"] = str(tmp_path / "corrupted.csv")
+    config_path = write_config(tmp_path / "corrupted.yaml", raw)
+
+    with pytest.raises(DataValidationError) as failure:
+        run_training(config_path)
+
+    message = str(failure.value)
+    assert "temp" in message
+    assert "bikers" in message
+    client = client_for(settings)
+    assert [str(v.version) for v in client.search_model_versions(f"name = '{MODEL}'")] == ["1"]
+    assert aliases(client) == {"challenger": "1", "champion": "1"}
+    quarantined = list((settings.quarantine_dir).rglob("*.parquet"))
+    assert len(quarantined) == 1
+    assert len(pd.read_parquet(quarantined[0])) == len(corrupted)
+
+
+def test_model_below_thresholds_is_not_registered(
+    settings: Settings, tmp_path: Path, trained
+) -> None:
+    raw = fast_config_dict(gate={"primary_metric": "rmse", "thresholds": {"r2": {"min": 0.999}}})
+    config_path = write_config(tmp_path / "strict.yaml", raw)
+
+    with pytest.raises(ModelGateError, match=r"r2 >= 0.999"):
+        run_training(config_path)
+
+    client = client_for(settings)
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == 1
+    assert aliases(client) == {"challenger": "1", "champion": "1"}
+    failed = client.search_runs(
+        [client.get_experiment_by_name(MODEL).experiment_id], "attributes.status = 'RUNNING'"
+    )
+    assert failed == []
+
+
+@pytest.fixture
+def multiclass_config_path(settings: Settings, tmp_path: Path) -> Path:
+    """A 3-class problem on the bikeshare rows, from a SQLite table, with its own suite."""
+    import sqlalchemy as sa
+
+    frame = pd.read_csv(BIKESHARE_CSV).drop(columns=["casual", "registered"])
+    frame["demand"] = pd.qcut(frame.pop("bikers"), 3, labels=["low", "mid", "high"]).astype(str)
+    frame.loc[frame.sample(frac=0.05, random_state=0).index, "hum"] = np.nan
+    url = f"sqlite:///{tmp_path / 'rides.db'}"
+    engine = sa.create_engine(url)
+    frame.to_sql("rides", engine, index=False)
+    engine.dispose()
+    raw = fast_config_dict(
+        name="rides-demand-class",
+        task="classification",
+        target="demand",
+        source={"kind": "sql", "url": url, "table": "rides"},
+        exclude=[],
+        split={"strategy": "stratified", "test_size": 0.2},
+        gate={"primary_metric": "f1", "thresholds": {"accuracy": {"min": 0.5}}},
+        candidates=[
+            {"name": "logreg", "estimator": "logistic_regression"},
+            {"name": "forest", "estimator": "random_forest", "params": {"n_estimators": 20}},
+        ],
+        validation={"suite": "rides", "policy": "fail"},
+        registered_model_name="rides-demand-class",
+        datetime_features=["timestamp"],
+    )
+    path = write_config(tmp_path / "rides.yaml", raw)
+    init_suites(load_config(path), settings, frame)
+    return path
+
+
+def test_multiclass_sql_dataset_goes_through_the_same_flow(
+    settings: Settings, multiclass_config_path: Path
+) -> None:
+    result = run_training(multiclass_config_path)
+    assert result.promoted
+    assert set(result.evaluation.metrics) == {"accuracy", "f1", "roc_auc", "log_loss"}
+    assert result.evaluation.metrics["accuracy"] > 0.5
+    client = client_for(settings)
+    assert aliases(client, "rides-demand-class")["champion"] == "1"
+    artifacts = {a.path for a in client.list_artifacts(result.mlflow_run_id, "evaluation")}
+    assert "evaluation/confusion_matrix.png" in artifacts
