@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from prefect import flow, unmapped
 from prefect.client.schemas.objects import FlowRun
@@ -38,6 +39,10 @@ class TrainingParams(BaseModel):
     config_path: str = Field(
         default="configs/bikeshare.yaml", description="pipeline YAML, relative to the project"
     )
+    window: Literal["all", "recent"] = Field(
+        default="all", description="'recent' trains on the config's training_window only"
+    )
+    reason: str = Field(default="manual", description="why this run started (e.g. an event id)")
 
 
 def _fail_mlflow_runs(flow: Flow, flow_run: FlowRun, state: State) -> None:
@@ -56,12 +61,13 @@ def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult: 
     settings = Settings()
     config = load_pipeline_config(params.config_path)
 
-    snapshot = snapshot_source(config.source, settings.snapshot_dir)
+    window = config.training_window if params.window == "recent" else None
+    snapshot = snapshot_source(config.source, settings.snapshot_dir, window)
     validation = validate_snapshot(snapshot, config, settings)
     enforce_data_gate(validation, config.validation.policy)
     schema = derive_schema(snapshot, config)
     split = split_snapshot(snapshot, config.split, config.target, config.seed, settings.split_dir)
-    run_id = start_training_run(config, snapshot, validation, split, settings)
+    run_id = start_training_run(config, snapshot, validation, split, params.reason, settings)
 
     specs = plan_candidates(config)
     scores = score_candidate.map(

@@ -69,6 +69,20 @@ class SplitConfig(StrictModel):
         return self
 
 
+class WindowConfig(StrictModel):
+    """The recent part of the data a retraining run uses: the last `days`, or the last `rows`."""
+
+    time_column: str
+    days: float | None = Field(default=None, gt=0)
+    rows: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _check_one_bound(self) -> WindowConfig:
+        if (self.days is None) == (self.rows is None):
+            raise ValueError("training_window needs exactly one of days or rows")
+        return self
+
+
 class CandidateConfig(StrictModel):
     """One estimator family and the grid of hyperparameters to search for it."""
 
@@ -130,6 +144,9 @@ class PipelineConfig(StrictModel):
     datetime_features: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list, description="never used as features")
     split: SplitConfig = SplitConfig()
+    training_window: WindowConfig | None = Field(
+        default=None, description="recent data used when a run asks for window 'recent'"
+    )
     seed: int = 42
     tuning: TuningConfig = TuningConfig()
     candidates: list[CandidateConfig] = Field(min_length=1)

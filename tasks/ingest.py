@@ -9,7 +9,7 @@ import pandas as pd
 import sqlalchemy as sa
 from prefect import task
 
-from prefect_mlops.config import SourceConfig
+from prefect_mlops.config import SourceConfig, WindowConfig
 from prefect_mlops.errors import IngestError
 from prefect_mlops.results import Snapshot
 from tasks.io import IO_RETRY_DELAYS, retry_transient, write_parquet_atomic
@@ -63,10 +63,28 @@ def fingerprint_frame(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:20]
 
 
+def recent_rows(frame: pd.DataFrame, window: WindowConfig) -> pd.DataFrame:
+    """The rows inside a training window: the last `days` before the newest row, or last `rows`."""
+    if window.time_column not in frame.columns:
+        raise IngestError(f"training_window.time_column {window.time_column!r} is not in the data")
+    clock = pd.to_datetime(frame[window.time_column], errors="coerce")
+    if clock.isna().all():
+        raise IngestError(f"training_window.time_column {window.time_column!r} has no timestamps")
+    order = clock.argsort(kind="stable")
+    if window.rows is not None:
+        return frame.iloc[order[-window.rows :]].reset_index(drop=True)
+    start = clock.max() - pd.Timedelta(days=window.days)
+    return frame.loc[clock > start].reset_index(drop=True)
+
+
 @task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
-def snapshot_source(source: SourceConfig, snapshot_dir: Path) -> Snapshot:
-    """Read the source and write an immutable Parquet snapshot keyed by its fingerprint."""
+def snapshot_source(
+    source: SourceConfig, snapshot_dir: Path, window: WindowConfig | None = None
+) -> Snapshot:
+    """Read the source (only its recent window, if given) and write a fingerprinted snapshot."""
     frame = read_source(source)
+    if window is not None:
+        frame = recent_rows(frame, window)
     fingerprint = fingerprint_frame(frame)
     path = snapshot_dir / f"{fingerprint}.parquet"
     if not path.exists():  # content-addressed: an existing file already holds these rows

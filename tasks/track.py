@@ -52,6 +52,7 @@ def start_training_run(
     snapshot: Snapshot,
     validation: ValidationSummary,
     split: SplitRefs,
+    reason: str,
     settings: Settings,
 ) -> str:
     """Open the parent MLflow run, tag its lineage and log the snapshot as dataset inputs."""
@@ -60,7 +61,7 @@ def start_training_run(
     run = client.create_run(
         experiment_id,
         run_name=f"train-{flow_run.get_name() or config.name}",
-        tags=lineage_tags(snapshot, validation, config),
+        tags={**lineage_tags(snapshot, validation, config), "trigger_reason": reason},
     )
     run_id = run.info.run_id
     params = {

@@ -44,3 +44,8 @@ def test_config_hash_changes_with_content() -> None:
     b = parse_config(fast_config_dict(seed=7))
     assert a.fingerprint() == parse_config(fast_config_dict()).fingerprint()
     assert a.fingerprint() != b.fingerprint()
+
+
+def test_training_window_needs_exactly_one_bound() -> None:
+    with pytest.raises(ConfigError, match="exactly one of days or rows"):
+        parse_config(fast_config_dict(training_window={"time_column": "timestamp"}))

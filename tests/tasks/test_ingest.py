@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from prefect_mlops.config import SourceConfig
+from prefect_mlops.config import SourceConfig, WindowConfig
 from prefect_mlops.errors import IngestError
-from tasks.ingest import fingerprint_frame, read_source, snapshot_source
+from tasks.ingest import fingerprint_frame, read_source, recent_rows, snapshot_source
 
 
 @pytest.fixture
@@ -81,3 +81,22 @@ def test_absent_sql_table_is_named(tmp_path: Path) -> None:
 def test_sql_url_password_is_not_shown() -> None:
     source = SourceConfig(kind="sql", url="postgresql://u:secret@db/x", table="t")
     assert "secret" not in source.describe()
+
+
+def test_recent_window_keeps_the_last_days() -> None:
+    frame = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=10, freq="D").astype(str)})
+    recent = recent_rows(
+        frame.sample(frac=1, random_state=0), WindowConfig(time_column="t", days=3)
+    )
+    assert sorted(recent["t"]) == ["2024-01-08", "2024-01-09", "2024-01-10"]
+
+
+def test_recent_window_keeps_the_last_rows() -> None:
+    frame = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=10, freq="D").astype(str)})
+    recent = recent_rows(frame, WindowConfig(time_column="t", rows=2))
+    assert recent["t"].tolist() == ["2024-01-09", "2024-01-10"]
+
+
+def test_window_on_absent_column_is_named() -> None:
+    with pytest.raises(IngestError, match="time_column 'when' is not in the data"):
+        recent_rows(pd.DataFrame({"t": ["2024-01-01"]}), WindowConfig(time_column="when", rows=1))
