@@ -123,6 +123,13 @@ class GateConfig(StrictModel):
     )
 
 
+class ApprovalConfig(StrictModel):
+    """Optional human approval before a blessed challenger takes the champion alias."""
+
+    required: bool = False
+    timeout_minutes: float = Field(default=60, gt=0, description="no answer in time rejects")
+
+
 class ValidationConfig(StrictModel):
     """Which Great Expectations suite guards this data, and what a failure does."""
 
@@ -151,6 +158,7 @@ class PipelineConfig(StrictModel):
     tuning: TuningConfig = TuningConfig()
     candidates: list[CandidateConfig] = Field(min_length=1)
     gate: GateConfig
+    approval: ApprovalConfig = ApprovalConfig()
     validation: ValidationConfig
     slices: list[str] = Field(default_factory=list)
     registered_model_name: str
