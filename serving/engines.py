@@ -83,6 +83,7 @@ class OnnxEngine:
         numeric_fill: dict[str, float],
         numeric_columns: list[str],
         classifier: bool,
+        already_text: set[str],
     ) -> None:
         self._session = session
         self._text = text_columns
@@ -90,6 +91,7 @@ class OnnxEngine:
         self._numeric = numeric_columns
         self._classifier = classifier
         self._outputs = [o.name for o in session.get_outputs()]
+        self._already_text = frozenset(already_text)
 
     def predict(self, columns: Columns) -> EngineOutput:
         feed: dict[str, np.ndarray] = {}
@@ -102,12 +104,20 @@ class OnnxEngine:
                     values[missing] = fill
             feed[name] = values
         for name in self._text:
-            text = [NULL_TEXT if v is None else str(v) for v in columns[name]]
-            feed[name] = np.array(text, dtype=object).reshape(-1, 1)
+            feed[name] = _as_text(columns[name], name in self._already_text)
         outputs = self._session.run(self._outputs, feed)
         if self._classifier:
             return EngineOutput(np.asarray(outputs[0]).ravel(), np.asarray(outputs[1]))
         return EngineOutput(np.asarray(outputs[0]).ravel())
+
+
+def _as_text(values: list[Any], already_text: bool) -> np.ndarray:
+    """A text column as ONNX takes it: `str` of each value (as pandas does), nulls marked."""
+    if None in values:
+        text = [NULL_TEXT if v is None else str(v) for v in values]
+    else:
+        text = values if already_text else list(map(str, values))
+    return np.array(text, dtype=object).reshape(-1, 1)
 
 
 def to_frame(columns: Columns, schema: InputSchema) -> pd.DataFrame:
@@ -155,7 +165,8 @@ def compile_onnx(pipeline: Pipeline, schema: InputSchema, example: pd.DataFrame)
         )
     except Exception as exc:  # onnxruntime lacks a kernel for a type: not servable
         raise CompileError(f"ONNX Runtime cannot run the converted graph: {exc}") from exc
-    engine = OnnxEngine(session, [c for c in used if c in text], fill, numeric, classifier)
+    strings = {c.name for c in schema.columns if c.type == "string"}
+    engine = OnnxEngine(session, [c for c in used if c in text], fill, numeric, classifier, strings)
     check_parity(engine, SklearnEngine(pipeline, schema), example, schema)
     return engine
 

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,7 +42,8 @@ PREDICTION_COLUMNS = (
     "probabilities",
 )
 FEEDBACK_COLUMNS = ("request_id", "row_index", "timestamp", "label")
-MAX_BATCH_ROWS = 50_000
+MAX_BATCH_RECORDS = 20_000
+MAX_PENDING_RECORDS = 200_000
 
 
 @dataclass(frozen=True)
@@ -68,31 +70,51 @@ class FeedbackRecord:
 
 
 class LogStore(Protocol):
-    """Where rows go: append-only, all rows of a call or none."""
+    """Where records go: append-only, all records of a call or none."""
 
-    def append(self, table: str, rows: list[dict[str, Any]]) -> None: ...
+    def append_predictions(self, records: list[PredictionRecord]) -> None: ...
+
+    def append_feedback(self, records: list[FeedbackRecord]) -> None: ...
 
 
 class ParquetStore:
-    """`<root>/<table>/date=YYYY-MM-DD/part-*.parquet`, each file written atomically."""
+    """`<root>/{predictions,feedback}/date=YYYY-MM-DD/part-*.parquet`, files written atomically.
+
+    Features are kept as their own columns inside a `features` struct, built column by column
+    (no per-row Python objects), so logging stays cheap at thousands of requests per second.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def append(self, table: str, rows: list[dict[str, Any]]) -> None:
-        frame = pd.DataFrame(rows)
-        days = pd.to_datetime(frame["timestamp"], unit="s", utc=True).dt.strftime("%Y-%m-%d")
-        for day, part in frame.groupby(days, sort=False):
-            folder = self.root / table / f"date={day}"
-            folder.mkdir(parents=True, exist_ok=True)
-            name = f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
-            tmp = folder / f".{name}.tmp"
-            pq.write_table(pa.Table.from_pandas(part, preserve_index=False), tmp)
-            os.replace(tmp, folder / name)
+    def append_predictions(self, records: list[PredictionRecord]) -> None:
+        for day, group in _by_day(records).items():
+            tables = [_prediction_table(same) for same in _by_columns(group)]
+            self._write("predictions", day, pa.concat_tables(tables, promote_options="default"))
+
+    def append_feedback(self, records: list[FeedbackRecord]) -> None:
+        for day, group in _by_day(records).items():
+            table = pa.table(
+                {
+                    "request_id": [r.request_id for r in group],
+                    "row_index": pa.array([r.row_index for r in group], pa.int64()),
+                    "timestamp": pa.array([r.timestamp for r in group], pa.float64()),
+                    "label": [_json(r.label) for r in group],
+                }
+            )
+            self._write("feedback", day, table)
+
+    def _write(self, table_name: str, day: str, table: pa.Table) -> None:
+        folder = self.root / table_name / f"date={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
+        tmp = folder / f".{name}.tmp"
+        pq.write_table(table, tmp)
+        os.replace(tmp, folder / name)
 
 
 class SqlStore:
-    """Tables `predictions` and `feedback` in any SQLAlchemy database."""
+    """Tables `predictions` and `feedback` in any SQLAlchemy database (features as JSON)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -116,7 +138,22 @@ class SqlStore:
             sa.Column("label", text),
         )
 
-    def append(self, table: str, rows: list[dict[str, Any]]) -> None:
+    def append_predictions(self, records: list[PredictionRecord]) -> None:
+        self._insert("predictions", [row for r in records for row in _prediction_rows(r)])
+
+    def append_feedback(self, records: list[FeedbackRecord]) -> None:
+        rows = [
+            {
+                "request_id": r.request_id,
+                "row_index": r.row_index,
+                "timestamp": r.timestamp,
+                "label": _json(r.label),
+            }
+            for r in records
+        ]
+        self._insert("feedback", rows)
+
+    def _insert(self, table: str, rows: list[dict[str, Any]]) -> None:
         if self.engine is None:  # connect on first write, so a down database never stops start-up
             engine = sa.create_engine(self.url)
             self.meta.create_all(engine)
@@ -143,9 +180,9 @@ class PredictionLog:
         self._store = store
         self._metrics = metrics
         self._flush_seconds = flush_seconds
-        self._queue: queue.Queue[PredictionRecord | FeedbackRecord | None] = queue.Queue(queue_size)
-        self._pending: dict[str, list[dict[str, Any]]] = {"predictions": [], "feedback": []}
-        self._flushed = threading.Condition()
+        self._queue: queue.Queue[Any] = queue.Queue(queue_size)
+        self._predictions: list[PredictionRecord] = []
+        self._feedback: list[FeedbackRecord] = []
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -161,12 +198,12 @@ class PredictionLog:
             self._metrics.log_failures.labels("dropped").inc()
 
     def flush(self, timeout: float = 10.0) -> None:
-        """Wait until everything queued so far has been written (or failed)."""
+        """Wait until everything queued so far has been written (or has failed)."""
         if self._thread is None:
             return
-        marker = threading.Event()
-        self._queue.put(_FlushMarker(marker))  # type: ignore[arg-type]
-        marker.wait(timeout)
+        marker = _FlushMarker(threading.Event())
+        self._queue.put(marker)
+        marker.done.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued and stop the writer."""
@@ -189,58 +226,97 @@ class PredictionLog:
             if isinstance(item, _FlushMarker):
                 self._write()
                 item.done.set()
-                continue
-            if item is not _TICK:
-                self._expand(item)
-            if item is _TICK or len(self._pending["predictions"]) >= MAX_BATCH_ROWS:
+            elif isinstance(item, PredictionRecord):
+                self._predictions.append(item)
+            elif isinstance(item, FeedbackRecord):
+                self._feedback.append(item)
+            if item is _TICK or len(self._predictions) >= MAX_BATCH_RECORDS:
                 self._write()
                 deadline = time.monotonic() + self._flush_seconds
 
-    def _expand(self, item: PredictionRecord | FeedbackRecord) -> None:
-        if isinstance(item, FeedbackRecord):
-            self._pending["feedback"].append(
-                {
-                    "request_id": item.request_id,
-                    "row_index": item.row_index,
-                    "timestamp": item.timestamp,
-                    "label": _json(item.label),
-                }
-            )
-            return
-        names = list(item.columns)
-        rows = zip(*(item.columns[n] for n in names), strict=True)
-        predictions = item.predictions.tolist()
-        probabilities = item.probabilities.tolist() if item.probabilities is not None else None
-        for index, values in enumerate(rows):
-            self._pending["predictions"].append(
-                {
-                    "request_id": item.request_id,
-                    "row_index": index,
-                    "timestamp": item.timestamp,
-                    "model_name": item.model_name,
-                    "model_version": item.model_version,
-                    "features": _json(dict(zip(names, values, strict=True))),
-                    "prediction": _json(predictions[index]),
-                    "probabilities": None if probabilities is None else _json(probabilities[index]),
-                }
-            )
-
     def _write(self) -> None:
-        for table, rows in self._pending.items():
-            if not rows:
-                continue
-            try:
-                self._store.append(table, rows)
-            except Exception:  # the log must never take the service down: count, log, retry
-                self._metrics.log_failures.labels("write").inc()
-                logger.exception("prediction log: writing %d %s rows failed", len(rows), table)
-                if len(rows) > MAX_BATCH_ROWS * 10:
-                    self._metrics.log_failures.labels("dropped").inc()
-                    del rows[: len(rows) - MAX_BATCH_ROWS * 10]
-                continue
-            if table == "predictions":
-                self._metrics.log_written.inc(len(rows))
-            self._pending[table] = []
+        if self._predictions and self._append(self._store.append_predictions, self._predictions):
+            rows = sum(len(r.predictions) for r in self._predictions)
+            self._metrics.log_written.inc(rows)
+            self._predictions = []
+        if self._feedback and self._append(self._store.append_feedback, self._feedback):
+            self._feedback = []
+
+    def _append(self, append: Any, records: list[Any]) -> bool:
+        try:
+            append(records)
+        except Exception:  # the log must never take the service down: count, log, retry later
+            self._metrics.log_failures.labels("write").inc()
+            logger.exception("prediction log: writing %d records failed", len(records))
+            if len(records) > MAX_PENDING_RECORDS:  # bounded memory while the store is down
+                self._metrics.log_failures.labels("dropped").inc()
+                del records[: len(records) - MAX_PENDING_RECORDS]
+            return False
+        return True
+
+
+def _by_day(records: list[Any]) -> dict[str, list[Any]]:
+    days: dict[str, list[Any]] = {}
+    for record in records:
+        day = time.strftime("%Y-%m-%d", time.gmtime(record.timestamp))
+        days.setdefault(day, []).append(record)
+    return days
+
+
+def _by_columns(records: list[PredictionRecord]) -> list[list[PredictionRecord]]:
+    groups: dict[tuple[Any, ...], list[PredictionRecord]] = {}
+    for record in records:
+        key = (tuple(record.columns), record.probabilities is None)
+        groups.setdefault(key, []).append(record)
+    return list(groups.values())
+
+
+def _prediction_table(records: list[PredictionRecord]) -> pa.Table:
+    """One Arrow table for records sharing a column set, built column by column."""
+    counts = [len(r.predictions) for r in records]
+    names = list(records[0].columns)
+    features = pa.StructArray.from_arrays(
+        [pa.array(list(chain.from_iterable(r.columns[n] for r in records))) for n in names],
+        names=names,
+    )
+    data: dict[str, Any] = {
+        "request_id": _repeat([r.request_id for r in records], counts),
+        "row_index": np.concatenate([np.arange(c) for c in counts]),
+        "timestamp": _repeat([r.timestamp for r in records], counts),
+        "model_name": _repeat([r.model_name for r in records], counts),
+        "model_version": _repeat([r.model_version for r in records], counts),
+        "features": features,
+        "prediction": pa.array(np.concatenate([r.predictions for r in records])),
+    }
+    if records[0].probabilities is not None:
+        matrix = np.concatenate([r.probabilities for r in records])  # type: ignore[misc]
+        data["probabilities"] = pa.array(list(matrix))
+    return pa.table(data)
+
+
+def _prediction_rows(record: PredictionRecord) -> list[dict[str, Any]]:
+    names = list(record.columns)
+    predictions = record.predictions.tolist()
+    probabilities = record.probabilities.tolist() if record.probabilities is not None else None
+    return [
+        {
+            "request_id": record.request_id,
+            "row_index": index,
+            "timestamp": record.timestamp,
+            "model_name": record.model_name,
+            "model_version": record.model_version,
+            "features": _json(dict(zip(names, values, strict=True))),
+            "prediction": _json(predictions[index]),
+            "probabilities": None if probabilities is None else _json(probabilities[index]),
+        }
+        for index, values in enumerate(zip(*(record.columns[n] for n in names), strict=True))
+    ]
+
+
+def _repeat(values: list[Any], counts: list[int]) -> pa.Array:
+    if all(c == 1 for c in counts):
+        return pa.array(values)
+    return pa.array(np.repeat(np.array(values, dtype=object), counts).tolist())
 
 
 @dataclass(frozen=True)
@@ -256,31 +332,39 @@ def _json(value: Any) -> str:
 
 
 def read_prediction_log(url: str | None = None, directory: Path | None = None) -> pd.DataFrame:
-    """Every logged prediction with its features as columns and the latest label joined on."""
+    """Every logged prediction, one column per feature, with the latest label joined on."""
     if url:
         engine = sa.create_engine(url)
         predictions = pd.read_sql_table("predictions", engine)
         feedback = pd.read_sql_table("feedback", engine)
+        features = pd.DataFrame([orjson.loads(f) for f in predictions["features"]])
+        predictions = predictions.drop(columns=["features"])
+        predictions["prediction"] = [orjson.loads(p) for p in predictions["prediction"]]
     else:
         root = Path(directory or "artifacts/prediction_log")
-        predictions = _read_parquet_table(root / "predictions", PREDICTION_COLUMNS)
-        feedback = _read_parquet_table(root / "feedback", FEEDBACK_COLUMNS)
-    features = pd.DataFrame([orjson.loads(f) for f in predictions["features"]])
-    predictions = predictions.drop(columns=["features"]).reset_index(drop=True)
-    predictions["prediction"] = [orjson.loads(p) for p in predictions["prediction"]]
+        if not (root / "predictions").exists():
+            return pd.DataFrame(columns=[*PREDICTION_COLUMNS, "label"])
+        table = pq.read_table(root / "predictions")
+        features = _struct_frame(table.column("features"))
+        predictions = table.drop_columns(["features"]).to_pandas()
+        feedback = (
+            pq.read_table(root / "feedback").to_pandas()
+            if (root / "feedback").exists()
+            else pd.DataFrame({c: [] for c in FEEDBACK_COLUMNS})
+        )
     predictions["timestamp"] = pd.to_datetime(predictions["timestamp"], unit="s", utc=True)
-    labels = (
-        feedback.sort_values("timestamp")
-        .drop_duplicates(["request_id", "row_index"], keep="last")
-        .assign(label=lambda f: [orjson.loads(v) for v in f["label"]])[
-            ["request_id", "row_index", "label"]
-        ]
+    labels = feedback.sort_values("timestamp").drop_duplicates(
+        ["request_id", "row_index"], keep="last"
     )
-    joined = pd.concat([predictions, features], axis=1)
-    return joined.merge(labels, on=["request_id", "row_index"], how="left")
+    labels = labels.assign(label=[orjson.loads(v) for v in labels["label"]])
+    joined = pd.concat([predictions.reset_index(drop=True), features], axis=1)
+    return joined.merge(
+        labels[["request_id", "row_index", "label"]], on=["request_id", "row_index"], how="left"
+    )
 
 
-def _read_parquet_table(folder: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    if not folder.exists():
-        return pd.DataFrame({c: [] for c in columns})
-    return pd.read_parquet(folder, columns=list(columns))
+def _struct_frame(column: pa.ChunkedArray) -> pd.DataFrame:
+    struct = column.combine_chunks()
+    return pd.DataFrame(
+        {field.name: struct.field(i).to_pandas() for i, field in enumerate(struct.type)}
+    )

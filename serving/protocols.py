@@ -113,14 +113,15 @@ def _columns_from_split(data: Any, schema: InputSchema) -> Columns:
         raise InputError("dataframe_split.columns", "expected a list of column names")
     schema.check_names(names, "dataframe_split.columns")
     rows = data["data"]
-    for index, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) != len(names):
-            raise InputError(
-                f"dataframe_split.data[{index}]", f"expected a list of {len(names)} values"
-            )
-    if not rows:
-        return schema.validate_columns({n: [] for n in names}, where="dataframe_split.data")
-    transposed = zip(*rows, strict=True)
+    if not all(type(row) is list for row in rows):
+        index = next(i for i, row in enumerate(rows) if type(row) is not list)
+        raise InputError(f"dataframe_split.data[{index}]", "expected a list of values")
+    if rows and set(map(len, rows)) != {len(names)}:
+        index = next(i for i, row in enumerate(rows) if len(row) != len(names))
+        raise InputError(
+            f"dataframe_split.data[{index}]", f"expected {len(names)} values, one per column"
+        )
+    transposed = zip(*rows, strict=False) if rows else ([] for _ in names)  # lengths checked
     return schema.validate_columns(
         dict(zip(names, map(list, transposed), strict=True)), where="dataframe_split.data"
     )

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from serving.auth import require_token
 from serving.errors import InputError, NotReadyError, PayloadTooLargeError
@@ -33,7 +34,8 @@ T = TypeVar("T")
 INLINE_BODY_BYTES = 64 * 1024
 
 
-def get_predictor(request: Request) -> Predictor:
+async def get_predictor(request: Request) -> Predictor:
+    """The app's predictor service (async: a sync dependency would cost a thread hop)."""
     return request.app.state.predictor
 
 
@@ -187,11 +189,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise PayloadTooLargeError("body", f"{declared} bytes exceed the limit of {limit}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError("body", f"more than the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError("body", f"more than the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise InputError("body", "the client disconnected before sending it all") from None
     return b"".join(chunks)
 
 

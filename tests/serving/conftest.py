@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -110,10 +111,8 @@ def register(
         pip_requirements=pinned_requirements(),
     )
     store.client.set_terminated(run.info.run_id)
-    try:
+    with contextlib.suppress(mlflow.exceptions.MlflowException):  # exists after the first
         store.client.create_registered_model(name)
-    except mlflow.exceptions.MlflowException:
-        pass
     version = store.client.create_model_version(
         name,
         source=info.model_uri,
@@ -180,3 +179,17 @@ def row(**changes: object) -> dict[str, object]:
     record: dict[str, object] = {"temp": 21.5, "hum": 0.4, "hr": 8, "season": 2, "weather": "mist"}
     record.update(changes)
     return record
+
+
+@pytest.fixture
+def classifier(store: Store, tmp_path: Path) -> Iterator[TestClient]:
+    """The real app serving the classifier's champion."""
+    settings = make_settings(store, tmp_path, model_name=CLASSIFIER)
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def split_of(records: list[dict[str, object]]) -> dict[str, object]:
+    """The same rows in MLflow's `dataframe_split` format."""
+    columns = list(records[0])
+    return {"columns": columns, "data": [[r[c] for c in columns] for r in records]}

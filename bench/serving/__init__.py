@@ -1,0 +1,1 @@
+"""Benchmark of the prediction service against `mlflow models serve`."""

@@ -1,0 +1,305 @@
+"""Side-by-side benchmark: this service vs `mlflow models serve`, same model, same workers.
+
+Usage: `.venv/bin/python -m bench.serving.run [--seconds 15] [--connections 8] [--workers 1]`.
+Trains the bikeshare pipeline (tasks.train.build_model, Ridge), logs and registers it like the
+training flow, starts both servers on loopback, drives them with wrk (single-row
+`dataframe_split` requests, the same body for both), times 10k-row batches against in-process
+`predict`, prints a table and writes bench/results/serving-<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import mlflow
+import orjson
+import pandas as pd
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from prefect_mlops.config import load_config
+from prefect_mlops.results import CandidateSpec, FeatureSchema
+from tasks.features import infer_schema
+from tasks.registry import pinned_requirements, trusted_types
+from tasks.train import build_model
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench" / "results"
+NAME = "bench-bikeshare"
+ENV = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_ENABLE_TELEMETRY": "false",
+    "DO_NOT_TRACK": "true",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def register_model(work: Path, estimator: str) -> tuple[str, pd.DataFrame]:
+    """Fit the bikeshare pipeline, log it like tasks.registry.log_model, alias it champion."""
+    config = load_config(ROOT / "configs" / "bikeshare.yaml")
+    frame = pd.read_csv(ROOT / config.source.path)
+    schema = infer_schema(frame, config)
+    spec = CandidateSpec(name=estimator, estimator=estimator, params={}, index=0)
+    model = build_model(spec, schema, config.seed)
+    model.fit(frame[schema.features], frame[schema.target])
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment(NAME, artifact_location=(work / "artifacts").as_uri())
+    run = client.create_run(experiment)
+    example = signature_example(frame.head(5), schema)
+    mlflow.set_tracking_uri(uri)
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        run_id=run.info.run_id,
+        serialization_format="skops",
+        skops_trusted_types=trusted_types(model),
+        signature=infer_signature(example, model.predict(example)),
+        input_example=example,
+        pip_requirements=pinned_requirements(),
+    )
+    client.set_terminated(run.info.run_id)
+    client.create_registered_model(NAME)
+    version = client.create_model_version(
+        NAME, source=info.model_uri, run_id=run.info.run_id, model_id=info.model_id
+    ).version
+    client.set_registered_model_alias(NAME, "champion", version)
+    features = signature_example(frame, schema)
+    return uri, features
+
+
+def signature_example(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
+    """Feature columns with integer numerics as floats, as the training flow logs them."""
+    example = frame[schema.features]
+    integers = [c for c in schema.numeric if pd.api.types.is_integer_dtype(example[c])]
+    return example.astype(dict.fromkeys(integers, "float64"))
+
+
+@contextmanager
+def server(command: list[str], env: dict[str, str], ready_url: str, log: Path) -> Iterator[None]:
+    """Start a server process, wait until `ready_url` answers 200, stop it afterwards."""
+    with log.open("w") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{command[0]} exited; see {log}")
+                try:
+                    if httpx.get(ready_url, timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.3)
+            else:
+                raise RuntimeError(f"{ready_url} not ready after 120 s; see {log}")
+            yield
+        finally:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def run_wrk(url: str, body: bytes, seconds: int, connections: int, work: Path) -> dict[str, float]:
+    """Requests/s and latency percentiles of single-row POSTs (wrk, one thread)."""
+    body_file = work / "body.json"
+    body_file.write_bytes(body)
+    script = work / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*all")\nf:close()\n'
+        "done = function(summary, latency, requests)\n"
+        '  io.write(string.format("JSON {\\"p50\\": %d, \\"p99\\": %d, \\"errors\\": %d, '
+        '\\"non2xx\\": %d}\\n", latency:percentile(50), latency:percentile(99), '
+        "summary.errors.connect + summary.errors.read + summary.errors.write + "
+        "summary.errors.timeout, summary.errors.status))\n"
+        "end\n"
+    )
+    base = ["wrk", "-t1", f"-c{connections}", "-s", str(script), url]
+    subprocess.run([*base[:1], "-d3s", *base[1:]], check=True, capture_output=True)  # warm-up
+    out = subprocess.run(
+        [*base[:1], f"-d{seconds}s", *base[1:]], check=True, capture_output=True, text=True
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    stats = json.loads(out.split("JSON ", 1)[1].splitlines()[0])
+    return {
+        "requests_per_s": rps,
+        "p50_ms": stats["p50"] / 1000,
+        "p99_ms": stats["p99"] / 1000,
+        "errors": stats["errors"] + stats["non2xx"],
+    }
+
+
+def time_batches(url: str, body: bytes, repeats: int) -> float:
+    """Median seconds of a batch request, including the client's send and parse."""
+    times = []
+    with httpx.Client(timeout=120) as client:
+        client.post(url, content=body, headers={"content-type": "application/json"})
+        for _ in range(repeats):
+            started = time.perf_counter()
+            response = client.post(url, content=body, headers={"content-type": "application/json"})
+            response.raise_for_status()
+            orjson.loads(response.content)
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def time_in_process(model: object, frame: pd.DataFrame, repeats: int) -> float:
+    times = []
+    model.predict(frame)
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.predict(frame)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def split_body(frame: pd.DataFrame) -> bytes:
+    return orjson.dumps({"dataframe_split": frame.to_dict(orient="split", index=False)})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--batch-rows", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--estimator", default="linear", help="a regression family of tasks.train")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install -y wrk")
+    os.environ.update(ENV)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    bin_dir = str(Path(sys.executable).parent)
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        work = Path(tmp)
+        uri, features = register_model(work, args.estimator)
+        env = {
+            **os.environ,
+            **ENV,
+            "MLFLOW_TRACKING_URI": uri,
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        }
+        ours_env = {**env, "MLOPS_SERVE_LOG_DIR": str(work / "prediction_log")}
+        single = split_body(features.head(1))
+        batch_frame = pd.concat([features] * (args.batch_rows // len(features) + 1)).head(
+            args.batch_rows
+        )
+        batch = split_body(batch_frame)
+        loaded = mlflow.sklearn.load_model(f"models:/{NAME}@champion")
+        results: dict[str, object] = {
+            "model": f"bikeshare {args.estimator} pipeline, {features.shape[1]} features",
+            "connections": args.connections,
+            "workers": args.workers,
+            "seconds": args.seconds,
+            "cpus": os.cpu_count(),
+            "in_process_batch_s": time_in_process(loaded, batch_frame, args.repeats),
+        }
+        port = free_port()
+        ours = [
+            sys.executable,
+            "-m",
+            "serving",
+            "--model",
+            NAME,
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--poll-seconds",
+            "0",
+        ]
+        with server(ours, ours_env, f"http://127.0.0.1:{port}/v2/health/ready", work / "ours.log"):
+            base = f"http://127.0.0.1:{port}"
+            engine = httpx.get(f"{base}/metadata").json()["engine"]
+            results["service_engine"] = engine
+            results["service_invocations"] = run_wrk(
+                f"{base}/invocations", single, args.seconds, args.connections, work
+            )
+            record = orjson.dumps({"records": features.head(1).to_dict(orient="records")})
+            results["service_predict"] = run_wrk(
+                f"{base}/predict", record, args.seconds, args.connections, work
+            )
+            results["service_batch_s"] = time_batches(f"{base}/invocations", batch, args.repeats)
+        port = free_port()
+        theirs = [
+            str(Path(bin_dir) / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            f"models:/{NAME}@champion",
+            "--env-manager",
+            "local",
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-w",
+            str(args.workers),
+        ]
+        with server(theirs, env, f"http://127.0.0.1:{port}/ping", work / "mlflow.log"):
+            base = f"http://127.0.0.1:{port}"
+            results["mlflow_invocations"] = run_wrk(
+                f"{base}/invocations", single, args.seconds, args.connections, work
+            )
+            results["mlflow_batch_s"] = time_batches(f"{base}/invocations", batch, args.repeats)
+    ours_rps = results["service_invocations"]["requests_per_s"]
+    theirs_rps = results["mlflow_invocations"]["requests_per_s"]
+    results["speedup"] = ours_rps / theirs_rps
+    results["batch_ratio"] = results["service_batch_s"] / results["in_process_batch_s"]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"serving-{stamp}.json"
+    path.write_text(json.dumps(results, indent=2))
+    print_table(results, path)
+
+
+def print_table(results: dict, path: Path) -> None:
+    rows = [
+        ("this service /invocations", results["service_invocations"]),
+        ("this service /predict", results["service_predict"]),
+        ("mlflow models serve /invocations", results["mlflow_invocations"]),
+    ]
+    print(
+        f"\n{results['model']}; {results['connections']} connections, "
+        f"{results['workers']} worker(s), {results['cpus']} CPUs, "
+        f"engine {results['service_engine']}"
+    )
+    print(f"{'server':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for label, r in rows:
+        rps, p50, p99 = r["requests_per_s"], r["p50_ms"], r["p99_ms"]
+        print(f"{label:34} {rps:9.0f} {p50:8.2f} {p99:8.2f} {r['errors']:7d}")
+    print(f"speed-up (req/s, /invocations): {results['speedup']:.1f}x")
+    print(
+        f"10k-row batch: in-process predict {results['in_process_batch_s'] * 1e3:.1f} ms, "
+        f"service {results['service_batch_s'] * 1e3:.1f} ms (ratio {results['batch_ratio']:.2f}), "
+        f"mlflow serve {results['mlflow_batch_s'] * 1e3:.1f} ms"
+    )
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
