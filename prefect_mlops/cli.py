@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+from prefect_mlops.errors import MlopsError
+from serving.cli import serve
+
 app = typer.Typer(no_args_is_help=True, help="prefect-mlops: the model lifecycle as Prefect flows.")
 suite_app = typer.Typer(no_args_is_help=True, help="Great Expectations suites.")
 app.add_typer(suite_app, name="suite")
@@ -34,7 +37,6 @@ def _fail(error: Exception) -> None:
 def train(config: ConfigOption = Path("configs/bikeshare.yaml")) -> None:
     """Run the training flow once, in-process (Prefect's temporary server when none is set)."""
     from flows.training import TrainingParams, training_flow
-    from prefect_mlops.errors import MlopsError
 
     try:
         result = training_flow(TrainingParams(config_path=str(config)))
@@ -68,7 +70,6 @@ def promote(
     config: ConfigOption = Path("configs/bikeshare.yaml"),
 ) -> None:
     """Make VERSION the champion by hand (the old champion becomes previous-champion)."""
-    from prefect_mlops.errors import MlopsError
     from prefect_mlops.settings import Settings
     from tasks.registry import promote_model
 
@@ -85,7 +86,6 @@ def rollback(
     model: ModelOption = None, config: ConfigOption = Path("configs/bikeshare.yaml")
 ) -> None:
     """Restore the previous champion in one step."""
-    from prefect_mlops.errors import MlopsError
     from prefect_mlops.settings import Settings
     from tasks.registry import rollback_champion
 
@@ -95,3 +95,35 @@ def rollback(
         _fail(exc)
         return
     typer.echo(f"{ref.name} v{ref.version} is champion again (aliases: {', '.join(ref.aliases)})")
+
+
+@app.command()
+def up() -> None:
+    """Start the local stack on loopback: Prefect server and worker, MLflow server, the service."""
+    from prefect_mlops.stack import StackSettings, stack_env, stack_up
+
+    stack = StackSettings()
+    try:
+        for line in stack_up(stack, Path.cwd()):
+            typer.echo(line)
+    except MlopsError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"\nPrefect UI      http://{stack.host}:{stack.prefect_port}")
+    typer.echo(f"MLflow UI       {stack.mlflow_url}")
+    typer.echo(f"Predictions     {stack.serve_url}/docs")
+    typer.echo("\nUse the stack from this shell:")
+    for key, value in stack_env(stack).items():
+        typer.echo(f"export {key}={value}")
+
+
+@app.command()
+def down() -> None:
+    """Stop what `mlops up` started (and nothing else)."""
+    from prefect_mlops.stack import StackSettings, stack_down
+
+    for line in stack_down(StackSettings(), Path.cwd()):
+        typer.echo(line)
+
+
+app.command(name="serve")(serve)
