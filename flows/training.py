@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from prefect_mlops.results import TrainingResult
 from prefect_mlops.settings import Settings
+from tasks.approval import request_approval
 from tasks.configure import load_pipeline_config
 from tasks.evaluate import evaluate_model
 from tasks.features import derive_schema
@@ -92,6 +93,8 @@ def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult: 
 
     version = register_model(logged, config, snapshot, validation, settings)
     promotion = decide_promotion(evaluation, champion, config.gate)
+    if promotion.promote and config.approval.required:
+        promotion = request_approval(version, promotion, config.approval)
     if promotion.promote:
         version = promote_model(version.name, version.version, promotion.reason, settings)
     publish_training_summary(

@@ -87,10 +87,10 @@ def rollback(
 ) -> None:
     """Restore the previous champion in one step."""
     from prefect_mlops.settings import Settings
-    from tasks.registry import rollback_champion
+    from tasks.registry import rollback_model
 
     try:
-        ref = rollback_champion(_model_name(model, config), Settings())
+        ref = rollback_model.fn(_model_name(model, config), Settings())
     except MlopsError as exc:
         _fail(exc)
         return

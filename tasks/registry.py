@@ -201,7 +201,8 @@ def promote_model(name: str, version: str, reason: str, settings: Settings) -> M
     return ModelVersionRef(name=name, version=version, aliases=aliases_of(client, name, version))
 
 
-def rollback_champion(name: str, settings: Settings) -> ModelVersionRef:
+@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+def rollback_model(name: str, settings: Settings) -> ModelVersionRef:
     """Swap `champion` and `previous-champion`: one step back, and one step forward again."""
     client = mlflow_client(settings)
     previous = _version_by_alias(client, name, PREVIOUS_CHAMPION)
