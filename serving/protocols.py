@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -77,7 +78,11 @@ def parse_json(body: bytes) -> Any:
     """Decode a JSON body, naming the position of a syntax error."""
     try:
         return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+    except orjson.JSONDecodeError:
+        pass
+    try:  # MLflow's clients write NaN for missing values, which only the stdlib parser reads
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError("body", f"malformed JSON: {exc}") from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -9,6 +10,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -49,7 +51,11 @@ class ColumnSpec(BaseModel):
     @property
     def python_type(self) -> Any:
         base = _TYPES[self.type][0]
-        return base if self.required else base | None
+        if self.required:
+            return base
+        if base is FiniteFloat:  # NaN is how pandas and MLflow's clients write "missing"
+            return Annotated[FiniteFloat | None, BeforeValidator(_nan_as_none)]
+        return base | None
 
     @property
     def datatype(self) -> str:
@@ -166,6 +172,10 @@ class InputSchema:
             name: [getattr(row, field) for row in rows]
             for name, field in zip(self.names, self._fields, strict=True)
         }
+
+
+def _nan_as_none(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _input_error(exc: ValidationError, where: str) -> InputError:
