@@ -1,0 +1,125 @@
+"""What prefect.yaml cannot express: the work pool, notification automations, blocks, variables.
+
+    python -m deployments.setup          # against $PREFECT_API_URL; idempotent
+
+Secrets never come from YAML: the notification webhook URL is read from
+`MLOPS_NOTIFY_WEBHOOK_URL` and the prediction service token from `MLOPS_SERVE_TOKEN`, and both are
+stored server-side in blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+import httpx
+from prefect.automations import Automation
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prefect.blocks.system import Secret
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.events.actions import SendNotification
+from prefect.events.schemas.automations import EventTrigger, Posture
+from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_API_URL
+from prefect.variables import Variable
+
+WORK_POOL = "mlops-process"
+NOTIFY_BLOCK = "mlops-notify"
+SERVE_TOKEN_BLOCK = "mlops-serve-token"
+MODEL_EVENTS = ("mlops.model.drift-detected", "mlops.model.performance-degraded")
+
+
+def check_server() -> str:
+    """The API URL, after checking the server answers (a clear message if it does not)."""
+    url = PREFECT_API_URL.value()
+    if not url:
+        raise SystemExit("PREFECT_API_URL is not set: start a server (`mlops up`) and export it")
+    try:
+        httpx.get(f"{url}/health", timeout=5).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise SystemExit(f"Prefect server at {url} is unreachable: {exc}") from exc
+    return url
+
+
+def ensure_work_pool() -> str:
+    """Create the process work pool the deployments run on, unless it exists."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(WORK_POOL)
+            return f"work pool {WORK_POOL}: exists"
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(name=WORK_POOL, type="process"))
+            return f"work pool {WORK_POOL}: created"
+
+
+def ensure_notifications(webhook_url: str) -> list[str]:
+    """A webhook block and two automations: model drift or decay, and any failed flow run."""
+    block = CustomWebhookNotificationBlock(
+        name="mlops", url=webhook_url, json_data={"text": "{{body}}", "title": "{{subject}}"}
+    )
+    block_id = block.save(NOTIFY_BLOCK, overwrite=True)
+    automations = [
+        Automation(
+            name="mlops: model drift or decay",
+            trigger=EventTrigger(
+                match={"prefect.resource.id": "mlops.model.*"},
+                expect=set(MODEL_EVENTS),
+                posture=Posture.Reactive,
+                threshold=1,
+            ),
+            actions=[
+                SendNotification(
+                    block_document_id=block_id,
+                    subject="{{ event.event }} on {{ event.resource.id }}",
+                    body="{{ event.payload | tojson }}",
+                )
+            ],
+        ),
+        Automation(
+            name="mlops: flow run failed",
+            trigger=EventTrigger(
+                match={"prefect.resource.id": "prefect.flow-run.*"},
+                expect={"prefect.flow-run.Failed"},
+                posture=Posture.Reactive,
+                threshold=1,
+            ),
+            actions=[
+                SendNotification(
+                    block_document_id=block_id,
+                    subject="Flow run {{ flow_run.name }} failed",
+                    body="{{ flow.name }}/{{ flow_run.name }}: {{ flow_run.state.message }}",
+                )
+            ],
+        ),
+    ]
+    return [_replace_automation(automation) for automation in automations]
+
+
+def _replace_automation(automation: Automation) -> str:
+    with contextlib.suppress(ValueError):  # ValueError: not there yet
+        Automation.read(name=automation.name).delete()
+    automation.create()
+    return f"automation {automation.name!r}: created"
+
+
+def main() -> None:
+    url = check_server()
+    lines = [f"Prefect server: {url}", ensure_work_pool()]
+    webhook = os.environ.get("MLOPS_NOTIFY_WEBHOOK_URL")
+    if webhook:
+        lines += ensure_notifications(webhook)
+    else:
+        lines.append("notifications: skipped (set MLOPS_NOTIFY_WEBHOOK_URL to enable)")
+    token = os.environ.get("MLOPS_SERVE_TOKEN")
+    if token:
+        Secret(value=token).save(SERVE_TOKEN_BLOCK, overwrite=True)
+        lines.append(f"secret block {SERVE_TOKEN_BLOCK}: saved")
+    Variable.set("mlops_model_name", "bikeshare-demand", overwrite=True)
+    lines.append("variable mlops_model_name: set")
+    print("\n".join(lines), file=sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
