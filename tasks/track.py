@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
+from pathlib import Path
 
-import mlflow
+import pyarrow.parquet as pq
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import DatasetInput, InputTag, RunStatus
+from mlflow.models import infer_signature
 from prefect import task
 from prefect.runtime import flow_run
 
@@ -13,9 +18,10 @@ from prefect_mlops.config import PipelineConfig
 from prefect_mlops.results import Snapshot, SplitRefs, ValidationSummary
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import ensure_experiment, mlflow_client
-from tasks.io import IO_RETRY_DELAYS, read_parquet, retry_transient
+from tasks.io import IO_RETRY_DELAYS, retry_transient
 
 FLOW_RUN_TAG = "prefect.flow_run_id"
+SCHEMA_SAMPLE_ROWS = 1000
 
 
 def git_commit() -> str:
@@ -44,6 +50,16 @@ def lineage_tags(
         "config_hash": config.fingerprint(),
         "git_commit": git_commit(),
     }
+
+
+def describe_dataset(uri: str, name: str, context: str) -> MetaDataset:
+    """An MLflow dataset for a Parquet split, without loading it: schema from its first rows,
+    digest from the content-addressed path (it names the snapshot fingerprint and the split)."""
+    first_rows = next(pq.ParquetFile(uri).iter_batches(batch_size=SCHEMA_SAMPLE_ROWS)).to_pandas()
+    digest = hashlib.sha256(f"{uri}:{context}".encode()).hexdigest()[:8]
+    source = resolve_dataset_source(Path(uri).resolve().as_uri())
+    schema = infer_signature(first_rows).inputs
+    return MetaDataset(source=source, name=name, digest=digest, schema=schema)
 
 
 @task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
@@ -76,17 +92,15 @@ def start_training_run(
     }
     for key, value in params.items():
         client.log_param(run_id, key, value)
-    inputs = []
-    for context, uri in (("training", split.train_uri), ("holdout", split.holdout_uri)):
-        dataset = mlflow.data.from_pandas(
-            read_parquet(uri),
-            source=uri,
-            name=f"{config.name}-{snapshot.fingerprint}",
-            targets=config.target,
+    inputs = [
+        DatasetInput(
+            describe_dataset(
+                uri, f"{config.name}-{snapshot.fingerprint}", context
+            )._to_mlflow_entity(),
+            [InputTag("mlflow.data.context", context)],
         )
-        inputs.append(
-            DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", context)])
-        )
+        for context, uri in (("training", split.train_uri), ("holdout", split.holdout_uri))
+    ]
     client.log_inputs(run_id, datasets=inputs)
     return run_id
 
