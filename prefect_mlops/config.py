@@ -137,6 +137,35 @@ class ValidationConfig(StrictModel):
     policy: Literal["fail", "warn"] = "fail"
 
 
+class MonitoringConfig(StrictModel):
+    """Thresholds of the monitoring flow: when drift, decay or bad data raise an alarm."""
+
+    drift_share: float = Field(
+        default=0.5, gt=0.0, le=1.0, description="alarm when this share of features drifts"
+    )
+    drift_method: str | None = Field(
+        default=None, description="Evidently drift method for every feature; auto when unset"
+    )
+    drift_threshold: float | None = Field(
+        default=None, gt=0.0, description="per-feature drift threshold; the method's default"
+    )
+    prediction_drift: bool = Field(default=True, description="alarm when the predictions drift")
+    max_performance_drop: float = Field(
+        default=0.2,
+        ge=0.0,
+        description="alarm when the primary metric is this much (relative) worse than holdout",
+    )
+    min_labeled_rows: int = Field(default=50, ge=1, description="fewer labels: drift only")
+    max_validation_failures: int = Field(
+        default=0, ge=0, description="alarm when more expectations than this fail"
+    )
+    max_rows: int | None = Field(
+        default=200_000,
+        ge=1000,
+        description="seeded sample of each side above this many rows for Evidently; None = all",
+    )
+
+
 class PipelineConfig(StrictModel):
     """Everything that defines one model: data, target, features, search, gates, registry."""
 
@@ -160,6 +189,7 @@ class PipelineConfig(StrictModel):
     gate: GateConfig
     approval: ApprovalConfig = ApprovalConfig()
     validation: ValidationConfig
+    monitoring: MonitoringConfig = MonitoringConfig()
     slices: list[str] = Field(default_factory=list)
     registered_model_name: str
     experiment_name: str | None = None

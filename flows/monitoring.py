@@ -1,0 +1,66 @@
+"""The monitoring flow: reference vs current window -> validate -> drift -> decide -> alert."""
+
+from __future__ import annotations
+
+from prefect import flow
+from pydantic import BaseModel, Field
+
+from prefect_mlops.monitoring import DriftSummary, WindowSpec
+from prefect_mlops.settings import Settings
+from tasks.configure import load_pipeline_config
+from tasks.monitor import (
+    add_to_workspace,
+    decide_monitoring,
+    emit_monitoring_events,
+    load_current_window,
+    log_monitoring_run,
+    nothing_to_monitor,
+    publish_monitoring_summary,
+    resolve_monitored_model,
+    run_drift_report,
+    score_windows,
+    summarize_monitoring,
+    validate_window,
+)
+
+
+class MonitoringParams(BaseModel):
+    """Parameters of a monitoring run (the form in the Prefect UI)."""
+
+    config_path: str = Field(
+        default="configs/bikeshare.yaml", description="pipeline YAML, relative to the project"
+    )
+    alias: str = Field(default="champion", description="which registered version to monitor")
+    window: WindowSpec = Field(default_factory=WindowSpec, description="the current data")
+    emit_events: bool = Field(default=True, description="emit Prefect events on a breach")
+
+
+@flow(
+    name="monitoring", description="Compare live data with a model's training data; alert on drift."
+)
+def monitoring_flow(params: MonitoringParams = MonitoringParams()) -> DriftSummary:  # noqa: B008
+    """Drift, prediction drift, quality and data validation of a served model, with alerts."""
+    settings = Settings()
+    config = load_pipeline_config(params.config_path)
+
+    model = resolve_monitored_model(config.registered_model_name, params.alias, settings)
+    window = load_current_window(params.window, config, model, settings)
+    if window.rows == 0:
+        decision = nothing_to_monitor(window)
+        summary = summarize_monitoring(model, window, params.config_path, decision)
+        publish_monitoring_summary(summary)
+        return summary
+
+    validation = validate_window(window, config, settings)
+    scored = score_windows(model, window, config, settings)
+    report = run_drift_report(scored, model, config)
+    decision = decide_monitoring(report, validation, config)
+    summary = summarize_monitoring(
+        model, window, params.config_path, decision, report, validation, scored.schema_problems
+    )
+    summary = log_monitoring_run(summary, report, config, settings)
+    summary = add_to_workspace(summary, settings)
+    if params.emit_events:
+        summary = emit_monitoring_events(summary)
+    publish_monitoring_summary(summary)
+    return summary

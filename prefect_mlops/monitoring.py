@@ -1,0 +1,194 @@
+"""Typed records of the monitoring flow: the monitored model, the window, drift and the decision."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from prefect_mlops.errors import MlopsError
+
+DRIFT_DETECTED = "mlops.model.drift-detected"
+PERFORMANCE_DEGRADED = "mlops.model.performance-degraded"
+DATA_INVALID = "mlops.model.data-invalid"
+MODEL_RESOURCE_PREFIX = "mlops.model."
+
+Outcome = Literal["nothing-to-monitor", "ok", "alarm"]
+BreachKind = Literal["feature-drift", "prediction-drift", "performance", "validation"]
+
+
+class ReferenceDataError(MlopsError):
+    """The reference data of a model version (the snapshot it was trained on) cannot be found."""
+
+
+def model_resource_id(name: str) -> str:
+    """The Prefect event resource id of a registered model, e.g. `mlops.model.bikeshare-demand`."""
+    return f"{MODEL_RESOURCE_PREFIX}{name}"
+
+
+class WindowSpec(BaseModel):
+    """The current window: the last hours, days or rows of the prediction log, or a dataset."""
+
+    hours: float | None = Field(default=None, gt=0, description="the last N hours of the log")
+    days: float | None = Field(default=None, gt=0, description="the last N days of the log")
+    rows: int | None = Field(default=None, gt=0, description="the last N rows")
+    dataset_path: str | None = Field(
+        default=None, description="a CSV or Parquet file to monitor instead of the log"
+    )
+    log_dir: str | None = Field(
+        default=None, description="Parquet prediction log; <artifact root>/prediction_log if unset"
+    )
+    log_url: str | None = Field(default=None, description="SQLAlchemy URL of a SQL prediction log")
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> WindowSpec:
+        if self.hours is not None and self.days is not None:
+            raise ValueError("give at most one of hours or days")
+        if self.dataset_path and (self.hours is not None or self.days is not None):
+            raise ValueError("hours and days apply to the prediction log, not to dataset_path")
+        return self
+
+    def describe(self) -> str:
+        """A short label, e.g. "log: last 24 hours" or "dataset: data/july.csv (last 500 rows)"."""
+        bound = (
+            f"last {self.hours:g} hours"
+            if self.hours is not None
+            else f"last {self.days:g} days"
+            if self.days is not None
+            else "all rows"
+        )
+        if self.rows is not None:
+            bound = (
+                f"{bound}, last {self.rows} rows"
+                if bound != "all rows"
+                else f"last {self.rows} rows"
+            )
+        where = f"dataset {self.dataset_path}" if self.dataset_path else "prediction log"
+        return f"{where}: {bound}"
+
+
+class MonitoredModel(BaseModel):
+    """The registered model version behind an alias, and the data it was trained on."""
+
+    name: str
+    alias: str
+    version: str
+    run_id: str
+    snapshot_uri: str
+    fingerprint: str
+    baseline: dict[str, float] = Field(
+        default_factory=dict, description="holdout metrics logged by its training run"
+    )
+
+
+class WindowRef(BaseModel):
+    """The current window written as Parquet (features, target where labelled, prediction)."""
+
+    uri: str
+    rows: int
+    labeled_rows: int
+    source: str
+    has_logged_predictions: bool = False
+
+
+class ScoredRefs(BaseModel):
+    """Reference and current data with the monitored model's predictions alongside."""
+
+    reference_uri: str
+    current_uri: str
+    reference_rows: int
+    current_rows: int
+    prediction_source: Literal["model", "log", "none"]
+    schema_problems: list[str] = Field(default_factory=list)
+
+
+class ColumnDrift(BaseModel):
+    """Drift of one column: Evidently's score, method and verdict (or the schema problem)."""
+
+    column: str
+    drifted: bool
+    score: float | None = None
+    method: str = ""
+    threshold: float | None = None
+    detail: str = ""
+
+
+class QualityChange(BaseModel):
+    """The primary metric on labelled current rows against the version's training holdout."""
+
+    metric: str
+    current: float
+    baseline: float | None
+    relative_change: float | None = Field(
+        default=None, description="how much worse than baseline (positive = worse)"
+    )
+    labeled_rows: int
+    current_metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class DriftReport(BaseModel):
+    """What the Evidently run found, wrapped at the boundary."""
+
+    columns: list[ColumnDrift]
+    drifted_share: float
+    prediction: ColumnDrift | None = None
+    quality: QualityChange | None = None
+    html_uri: str
+    reference_rows: int
+    current_rows: int
+    sampled: bool = False
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted]
+
+
+class Breach(BaseModel):
+    """One violated monitoring threshold and the event it raises."""
+
+    kind: BreachKind
+    event: str
+    detail: str
+
+
+class MonitoringDecision(BaseModel):
+    """The verdict: nothing to monitor, all within thresholds, or an alarm listing each breach."""
+
+    outcome: Outcome
+    breaches: list[Breach] = Field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def events(self) -> list[str]:
+        """Distinct event names to emit, in breach order."""
+        return list(dict.fromkeys(b.event for b in self.breaches))
+
+
+class DriftSummary(BaseModel):
+    """What the monitoring flow returns and what its events carry as payload."""
+
+    model_name: str
+    model_version: str
+    alias: str
+    config_path: str = ""
+    window: str
+    current_rows: int
+    labeled_rows: int = 0
+    reference_snapshot: str = ""
+    drifted_share: float = 0.0
+    drifted_columns: list[str] = Field(default_factory=list)
+    prediction_drift: bool | None = None
+    prediction_drift_score: float | None = None
+    quality: QualityChange | None = None
+    validation_success: bool | None = None
+    validation_failures: list[str] = Field(default_factory=list)
+    schema_problems: list[str] = Field(default_factory=list)
+    decision: MonitoringDecision
+    report_uri: str | None = None
+    mlflow_run_id: str | None = None
+    evidently_snapshot_id: str | None = None
+    events: list[str] = Field(default_factory=list, description="ids of the events emitted")
+
+    @property
+    def alarm(self) -> bool:
+        return self.decision.outcome == "alarm"
