@@ -13,6 +13,7 @@ side in one run, so wall time and peak memory (max RSS) are comparable. The flow
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +172,22 @@ def measure(mode: str, config_path: Path, env: dict[str, str]) -> dict[str, floa
     }
 
 
+@contextlib.contextmanager
+def candidate_limit(api_url: str, limit: int) -> Iterator[None]:
+    """A Prefect tag concurrency limit on candidate tasks, for the memory-bounded variant."""
+    from prefect.client.orchestration import get_client
+
+    from tasks.train import CANDIDATE_TAG
+
+    os.environ["PREFECT_API_URL"] = api_url
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag=CANDIDATE_TAG, concurrency_limit=limit)
+        try:
+            yield
+        finally:
+            client.delete_concurrency_limit_by_tag(tag=CANDIDATE_TAG)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -188,7 +206,11 @@ def start_prefect_server(home: Path, env: dict[str, str]) -> tuple[subprocess.Po
             "--port",
             str(port),
         ],
-        env={**env, "PREFECT_HOME": str(home)},
+        env={
+            **env,
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -241,6 +263,8 @@ def run(sizes: list[int]) -> list[dict]:
             }
             bare = measure("bare", config_path, env)
             flow = measure("flow", config_path, env)
+            with candidate_limit(api_url, 1):
+                flow_seq = measure("flow", config_path, env)
             row = {
                 "rows": rows,
                 "bare_s": bare["seconds"],
@@ -249,13 +273,20 @@ def run(sizes: list[int]) -> list[dict]:
                 "bare_mib": bare["peak_mib"],
                 "flow_mib": flow["peak_mib"],
                 "memory_ratio": flow["peak_mib"] / bare["peak_mib"],
+                "flow_seq_s": flow_seq["seconds"],
+                "flow_seq_mib": flow_seq["peak_mib"],
+                "seq_time_ratio": flow_seq["seconds"] / bare["seconds"],
+                "seq_memory_ratio": flow_seq["peak_mib"] / bare["peak_mib"],
                 "same_rmse": abs(bare["rmse"] - flow["rmse"]) < 1e-9 * max(1, bare["rmse"]),
             }
             rows_out.append(row)
             print(
                 f"{rows:>9,} rows  bare {bare['seconds']:7.1f} s {bare['peak_mib']:7.0f} MiB  "
                 f"flow {flow['seconds']:7.1f} s {flow['peak_mib']:7.0f} MiB  "
-                f"time x{row['time_ratio']:.2f}  memory x{row['memory_ratio']:.2f}  "
+                f"time x{row['time_ratio']:.2f}  memory x{row['memory_ratio']:.2f}  |  "
+                f"one candidate at a time {flow_seq['seconds']:7.1f} s "
+                f"{flow_seq['peak_mib']:7.0f} MiB  time x{row['seq_time_ratio']:.2f}  "
+                f"memory x{row['seq_memory_ratio']:.2f}  "
                 f"same rmse: {row['same_rmse']}",
                 flush=True,
             )

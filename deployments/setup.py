@@ -13,7 +13,6 @@ import contextlib
 import os
 import sys
 
-import httpx
 from prefect.automations import Automation
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.blocks.system import Secret
@@ -22,25 +21,14 @@ from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.events.actions import SendNotification
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.exceptions import ObjectNotFound
-from prefect.settings import PREFECT_API_URL
 from prefect.variables import Variable
+
+from prefect_mlops.deploy import DeployError, check_server
 
 WORK_POOL = "mlops-process"
 NOTIFY_BLOCK = "mlops-notify"
 SERVE_TOKEN_BLOCK = "mlops-serve-token"
 MODEL_EVENTS = ("mlops.model.drift-detected", "mlops.model.performance-degraded")
-
-
-def check_server() -> str:
-    """The API URL, after checking the server answers (a clear message if it does not)."""
-    url = PREFECT_API_URL.value()
-    if not url:
-        raise SystemExit("PREFECT_API_URL is not set: start a server (`mlops up`) and export it")
-    try:
-        httpx.get(f"{url}/health", timeout=5).raise_for_status()
-    except httpx.HTTPError as exc:
-        raise SystemExit(f"Prefect server at {url} is unreachable: {exc}") from exc
-    return url
 
 
 def ensure_work_pool() -> str:
@@ -105,7 +93,10 @@ def _replace_automation(automation: Automation) -> str:
 
 
 def main() -> None:
-    url = check_server()
+    try:
+        url = check_server()
+    except DeployError as exc:
+        raise SystemExit(f"error: {exc}") from exc
     lines = [f"Prefect server: {url}", ensure_work_pool()]
     webhook = os.environ.get("MLOPS_NOTIFY_WEBHOOK_URL")
     if webhook:

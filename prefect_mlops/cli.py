@@ -126,4 +126,19 @@ def down() -> None:
         typer.echo(line)
 
 
+@app.command()
+def deploy(
+    prefect_file: Annotated[Path, typer.Option(help="deployments file")] = Path("prefect.yaml"),
+) -> None:
+    """Check the Prefect server and work pools, then create every deployment of prefect.yaml."""
+    from prefect_mlops.deploy import deploy_all
+
+    try:
+        code = deploy_all(prefect_file.resolve())
+    except MlopsError as exc:
+        _fail(exc)
+        return
+    raise typer.Exit(code=code)
+
+
 app.command(name="serve")(serve)

@@ -104,7 +104,12 @@ def services(stack: StackSettings, project_dir: Path) -> list[Service]:
             ],
             port=stack.prefect_port,
             health_url=f"{stack.prefect_api_url}/health",
-            env={**shared, "PREFECT_HOME": home},
+            # Tasks waiting on a tag concurrency limit retry after 2 s, not the default 30 s.
+            env={
+                **shared,
+                "PREFECT_HOME": home,
+                "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS": "2",
+            },
         ),
         Service(
             name="mlflow-server",

@@ -116,7 +116,12 @@ def plan_candidates(config: PipelineConfig) -> list[CandidateSpec]:
     return expand_candidates(config)
 
 
-@task(retries=1, retry_delay_seconds=[2], retry_condition_fn=retry_transient)
+# Candidates run in parallel; a Prefect tag concurrency limit on this tag bounds them (and memory):
+# `prefect concurrency-limit create mlops-candidate 1`.
+CANDIDATE_TAG = "mlops-candidate"
+
+
+@task(retries=1, retry_delay_seconds=[2], retry_condition_fn=retry_transient, tags=[CANDIDATE_TAG])
 def score_candidate(
     spec: CandidateSpec,
     split: SplitRefs,

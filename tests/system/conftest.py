@@ -1,0 +1,79 @@
+"""A real local stack on loopback (`mlops up` in Python), shared by the system tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from prefect_mlops.stack import StackSettings, stack_down, stack_env, stack_up
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Stack:
+    """A started stack and the environment a user's shell would have after `mlops up`."""
+
+    def __init__(self, settings: StackSettings, env: dict[str, str], root: Path) -> None:
+        self.settings = settings
+        self.env = env
+        self.root = root
+
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """Run a command of this environment (prefect, mlops, ...) as a user would."""
+        return subprocess.run(
+            [str(BIN / args[0]), *args[1:]],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("stack")
+    gx_root = root / "great_expectations"
+    shutil.copytree(
+        ROOT / "great_expectations", gx_root, ignore=shutil.ignore_patterns("uncommitted")
+    )
+    settings = StackSettings(
+        dir=root / ".mlops",
+        prefect_port=free_port(),
+        mlflow_port=free_port(),
+        serve_port=free_port(),
+    )
+    # Inherited by every stack process (the worker runs the flows): keep their files in tmp.
+    overrides = {
+        "MLOPS_ARTIFACT_ROOT": str(root / "artifacts"),
+        "MLOPS_GX_ROOT": str(gx_root),
+        "MLOPS_SERVE_POLL_SECONDS": "2",
+        "MLOPS_SERVE_LOG_DIR": str(root / "prediction_log"),
+    }
+    saved = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
+    try:
+        stack_up(settings, ROOT)
+        env = {**os.environ, **stack_env(settings)}
+        yield Stack(settings, env, root)
+    finally:
+        stack_down(settings, ROOT)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -1,0 +1,96 @@
+"""The README's server path, driven as a user drives it: `mlops up`, deploy, run, inspect."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from prefect_mlops.stack import StackError, StackSettings, stack_up
+from tests.conftest import BIKESHARE_CONFIG, BIKESHARE_CSV
+from tests.system.conftest import BIN, ROOT, Stack
+
+pytestmark = pytest.mark.system
+MODEL = "bikeshare-demand"
+
+
+def champion(stack: Stack) -> str | None:
+    client = MlflowClient(tracking_uri=stack.settings.mlflow_url)
+    aliases = client.get_registered_model(MODEL).aliases
+    return str(aliases["champion"]) if "champion" in aliases else None
+
+
+def test_up_twice_starts_no_twins(stack: Stack) -> None:
+    again = stack_up(stack.settings, ROOT)
+    assert all("already running" in line for line in again)
+
+
+def test_port_taken_names_port_and_service(tmp_path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        settings = StackSettings(dir=tmp_path, prefect_port=port)
+        with pytest.raises(StackError, match=f"port {port} needed by prefect-server"):
+            stack_up(settings, ROOT)
+    assert not list((tmp_path / "run").glob("*.pid"))
+
+
+def test_deploy_and_run_training_deployment_registers_champion(stack: Stack) -> None:
+    setup = stack.run("python", "-m", "deployments.setup")
+    assert setup.returncode == 0, setup.stderr
+    deploy = stack.run("mlops", "deploy")
+    assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+    run = stack.run("prefect", "deployment", "run", "training/train-bikeshare", "--watch")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert champion(stack) == "1"
+
+
+def test_deployment_run_on_bad_data_fails_at_validation(stack: Stack, tmp_path) -> None:
+    before = champion(stack)
+    bad = pd.read_csv(BIKESHARE_CSV)
+    bad["hum"] = bad["hum"].astype(object)
+    bad.loc[:100, "hum"] = "humid"
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    raw = yaml.safe_load(BIKESHARE_CONFIG.read_text())
+    raw["source"]["path"] = str(tmp_path / "bad.csv")
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(raw))
+
+    run = stack.run(
+        "prefect",
+        "deployment",
+        "run",
+        "training/train-bikeshare",
+        "--watch",
+        "--param",
+        f'params={{"config_path": "{tmp_path / "bad.yaml"}"}}',
+    )
+
+    assert run.returncode != 0
+    assert "DataValidationError" in run.stdout + run.stderr or "Failed" in run.stdout
+    assert champion(stack) == before
+
+
+def test_deploy_onto_missing_work_pool_names_it(stack: Stack, tmp_path) -> None:
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    for deployment in spec["deployments"]:
+        deployment["work_pool"] = {"name": "no-such-pool"}
+    (tmp_path / "prefect.yaml").write_text(yaml.safe_dump(spec))
+
+    result = stack.run("mlops", "deploy", "--prefect-file", str(tmp_path / "prefect.yaml"))
+
+    assert result.returncode == 1
+    assert "work pool(s) ['no-such-pool'] do not exist" in result.stderr
+
+
+def test_deploy_to_unreachable_server_names_it(stack: Stack) -> None:
+    env = {**stack.env, "PREFECT_API_URL": "http://127.0.0.1:9/api"}
+    result = subprocess.run(
+        [str(BIN / "mlops"), "deploy"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "Prefect server at http://127.0.0.1:9/api is unreachable" in result.stderr
