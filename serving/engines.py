@@ -91,6 +91,9 @@ class OnnxEngine:
         self._numeric = numeric_columns
         self._classifier = classifier
         self._outputs = [o.name for o in session.get_outputs()]
+        # The binding behind InferenceSession.run: the wrapper re-validates input names on every
+        # call (~45 us of a ~80 us single-row call); the feed is built from the graph's inputs.
+        self._run = getattr(session, "_sess", session).run
         self._already_text = frozenset(already_text)
 
     def predict(self, columns: Columns) -> EngineOutput:
@@ -105,7 +108,7 @@ class OnnxEngine:
             feed[name] = values
         for name in self._text:
             feed[name] = _as_text(columns[name], name in self._already_text)
-        outputs = self._session.run(self._outputs, feed)
+        outputs = self._run(self._outputs, feed, None)
         if self._classifier:
             return EngineOutput(np.asarray(outputs[0]).ravel(), np.asarray(outputs[1]))
         return EngineOutput(np.asarray(outputs[0]).ravel())

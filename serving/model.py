@@ -20,9 +20,12 @@ from serving.settings import ServeSettings
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass
 class LoadedModel:
-    """Everything one request needs, swapped as a whole so no response mixes two versions."""
+    """Everything one request needs, swapped as a whole so no response mixes two versions.
+
+    Treated as immutable once served; `rows_scored` is its counter, bound when it is swapped in.
+    """
 
     name: str
     version: str
@@ -35,6 +38,7 @@ class LoadedModel:
     tags: dict[str, str] = field(default_factory=dict)
     engine_note: str = ""
     loaded_at: float = field(default_factory=time.time)
+    rows_scored: Any = None
 
     @property
     def uri(self) -> str:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections import deque
 from itertools import chain
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import orjson
@@ -42,12 +41,10 @@ PREDICTION_COLUMNS = (
     "probabilities",
 )
 FEEDBACK_COLUMNS = ("request_id", "row_index", "timestamp", "label")
-MAX_BATCH_RECORDS = 20_000
 MAX_PENDING_RECORDS = 200_000
 
 
-@dataclass(frozen=True)
-class PredictionRecord:
+class PredictionRecord(NamedTuple):
     """One answered request, as references: expanded into rows off the request path."""
 
     request_id: str
@@ -59,8 +56,7 @@ class PredictionRecord:
     probabilities: np.ndarray | None
 
 
-@dataclass(frozen=True)
-class FeedbackRecord:
+class FeedbackRecord(NamedTuple):
     """A ground-truth label for one row of an earlier request."""
 
     request_id: str
@@ -89,7 +85,7 @@ class ParquetStore:
 
     def append_predictions(self, records: list[PredictionRecord]) -> None:
         for day, group in _by_day(records).items():
-            tables = [_prediction_table(same) for same in _by_columns(group)]
+            tables = [_prediction_table(same) for same in _by_model(group)]
             self._write("predictions", day, pa.concat_tables(tables, promote_options="default"))
 
     def append_feedback(self, records: list[FeedbackRecord]) -> None:
@@ -168,7 +164,10 @@ def open_store(url: str | None, directory: Path) -> LogStore:
 
 
 class PredictionLog:
-    """Non-blocking recorder with a background writer thread."""
+    """Non-blocking recorder: requests append to a deque; a writer thread drains it on a timer.
+
+    Nothing wakes the writer per request (no queue notification, no GIL hand-off per call).
+    """
 
     def __init__(
         self,
@@ -180,59 +179,67 @@ class PredictionLog:
         self._store = store
         self._metrics = metrics
         self._flush_seconds = flush_seconds
-        self._queue: queue.Queue[Any] = queue.Queue(queue_size)
+        self._capacity = queue_size
+        self._items: deque[PredictionRecord | FeedbackRecord] = deque()
         self._predictions: list[PredictionRecord] = []
         self._feedback: list[FeedbackRecord] = []
+        self._wake = threading.Event()
+        self._waiters: list[threading.Event] = []
+        self._closing = False
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the writer thread."""
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
     def record(self, item: PredictionRecord | FeedbackRecord) -> None:
-        """Queue an item; never blocks and never raises (a full queue is counted)."""
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
+        """Keep an item for the writer; never blocks and never raises (overflow is counted)."""
+        if len(self._items) >= self._capacity:
             self._metrics.log_failures.labels("dropped").inc()
+            return
+        self._items.append(item)
 
     def flush(self, timeout: float = 10.0) -> None:
-        """Wait until everything queued so far has been written (or has failed)."""
+        """Wait until everything recorded so far has been written (or has failed)."""
         if self._thread is None:
             return
-        marker = _FlushMarker(threading.Event())
-        self._queue.put(marker)
-        marker.done.wait(timeout)
+        done = threading.Event()
+        self._waiters.append(done)
+        self._wake.set()
+        done.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued and stop the writer."""
+        """Write what is pending and stop the writer."""
         if self._thread is None:
             return
-        self._queue.put(None)
+        self._closing = True
+        self._wake.set()
         self._thread.join(timeout)
         self._thread = None
 
     def _run(self) -> None:
-        deadline = time.monotonic() + self._flush_seconds
         while True:
-            try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                item = _TICK
-            if item is None:
-                self._write()
+            self._wake.wait(self._flush_seconds)
+            self._wake.clear()
+            waiters, self._waiters = self._waiters, []
+            closing = self._closing
+            self._drain()
+            self._write()
+            for done in waiters:
+                done.set()
+            if closing:
                 return
-            if isinstance(item, _FlushMarker):
-                self._write()
-                item.done.set()
-            elif isinstance(item, PredictionRecord):
+
+    def _drain(self) -> None:
+        items = self._items
+        while items:
+            item = items.popleft()
+            if isinstance(item, PredictionRecord):
                 self._predictions.append(item)
-            elif isinstance(item, FeedbackRecord):
+            else:
                 self._feedback.append(item)
-            if item is _TICK or len(self._predictions) >= MAX_BATCH_RECORDS:
-                self._write()
-                deadline = time.monotonic() + self._flush_seconds
 
     def _write(self) -> None:
         if self._predictions and self._append(self._store.append_predictions, self._predictions):
@@ -256,17 +263,19 @@ class PredictionLog:
 
 
 def _by_day(records: list[Any]) -> dict[str, list[Any]]:
-    days: dict[str, list[Any]] = {}
+    days: dict[int, list[Any]] = {}
     for record in records:
-        day = time.strftime("%Y-%m-%d", time.gmtime(record.timestamp))
-        days.setdefault(day, []).append(record)
-    return days
+        days.setdefault(int(record.timestamp // 86400), []).append(record)
+    return {
+        time.strftime("%Y-%m-%d", time.gmtime(day * 86400)): group for day, group in days.items()
+    }
 
 
-def _by_columns(records: list[PredictionRecord]) -> list[list[PredictionRecord]]:
+def _by_model(records: list[PredictionRecord]) -> list[list[PredictionRecord]]:
+    """Records of one model version share one column set."""
     groups: dict[tuple[Any, ...], list[PredictionRecord]] = {}
     for record in records:
-        key = (tuple(record.columns), record.probabilities is None)
+        key = (record.model_name, record.model_version, record.probabilities is None)
         groups.setdefault(key, []).append(record)
     return list(groups.values())
 
@@ -317,14 +326,6 @@ def _repeat(values: list[Any], counts: list[int]) -> pa.Array:
     if all(c == 1 for c in counts):
         return pa.array(values)
     return pa.array(np.repeat(np.array(values, dtype=object), counts).tolist())
-
-
-@dataclass(frozen=True)
-class _FlushMarker:
-    done: threading.Event
-
-
-_TICK = object()
 
 
 def _json(value: Any) -> str:

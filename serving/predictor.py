@@ -98,7 +98,7 @@ class Predictor:
                 output.probabilities,
             )
         )
-        self._metrics.rows.labels(model.version).inc(len(output.predictions))
+        model.rows_scored.inc(len(output.predictions))
         probabilities = None if output.probabilities is None else output.probabilities.tolist()
         return Prediction(rid, model, output.predictions.tolist(), probabilities)
 
@@ -120,6 +120,7 @@ class Predictor:
                 if self._current is None:
                     self._reason = f"cannot load {self.settings.model_uri}: {exc}"
                 raise
+            loaded.rows_scored = self._metrics.rows.labels(loaded.version)
             self._current = loaded  # one reference assignment: requests see old or new, whole
             self._metrics.reloads.labels("loaded").inc()
             self._metrics.model_loaded(loaded.name, loaded.version, loaded.engine.name)
