@@ -62,7 +62,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "MLOPS_ARTIFACT_ROOT": str(root / "artifacts"),
         "MLOPS_GX_ROOT": str(gx_root),
         "MLOPS_SERVE_POLL_SECONDS": "2",
-        "MLOPS_SERVE_LOG_DIR": str(root / "prediction_log"),
+        "MLOPS_SERVE_LOG_DIR": str(root / "artifacts" / "prediction_log"),
     }
     saved = {key: os.environ.get(key) for key in overrides}
     os.environ.update(overrides)
