@@ -71,6 +71,7 @@ LOG_SERVICE_COLUMNS = (
     "model_name",
     "model_version",
     "probabilities",
+    "date",  # the Parquet log's day partition
 )
 LOG_LABEL = "label"
 EVIDENTLY_PROJECT_PREFIX = "mlops"
@@ -138,8 +139,14 @@ def read_dataset(path: str) -> pd.DataFrame:
     return pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
 
 
-def log_frame(spec: WindowSpec, model_name: str, target: str, settings: Settings) -> pd.DataFrame:
-    """Logged predictions of `model_name` inside the window; labels become the target column."""
+def log_frame(
+    spec: WindowSpec, model_name: str, config: PipelineConfig, settings: Settings
+) -> pd.DataFrame:
+    """Logged predictions of `model_name` inside the window; labels become the target column.
+
+    The time a prediction was made stands in for the split clock (e.g. `timestamp`) when the
+    requests did not carry it: live rows are scored as they happen.
+    """
     from serving.prediction_log import read_prediction_log
 
     directory = Path(spec.log_dir) if spec.log_dir else settings.artifact_root / "prediction_log"
@@ -150,18 +157,21 @@ def log_frame(spec: WindowSpec, model_name: str, target: str, settings: Settings
         log = log.loc[pd.to_datetime(log["timestamp"], utc=True) > pd.Timestamp.now(UTC) - span]
     if spec.rows is not None:
         log = log.sort_values("timestamp", kind="stable").tail(spec.rows)
+    clock = config.split.time_column if config.split.strategy == "time" else None
     frame = log.drop(columns=[c for c in LOG_SERVICE_COLUMNS if c in log.columns])
-    return frame.rename(columns={LOG_LABEL: target}).reset_index(drop=True)
+    if clock and clock not in frame.columns:
+        frame[clock] = pd.to_datetime(log["timestamp"], utc=True).dt.tz_localize(None)
+    return frame.rename(columns={LOG_LABEL: config.target}).reset_index(drop=True)
 
 
 def window_frame(
-    spec: WindowSpec, model_name: str, target: str, settings: Settings
+    spec: WindowSpec, model_name: str, config: PipelineConfig, settings: Settings
 ) -> pd.DataFrame:
     """The current rows: an explicit dataset (its last `rows`), or the prediction log window."""
     if spec.dataset_path:
         frame = read_dataset(spec.dataset_path)
         return frame.tail(spec.rows).reset_index(drop=True) if spec.rows else frame
-    return log_frame(spec, model_name, target, settings)
+    return log_frame(spec, model_name, config, settings)
 
 
 def _label_column(values: pd.Series, task_type: TaskType) -> pd.Series:
@@ -175,7 +185,7 @@ def load_current_window(
     spec: WindowSpec, config: PipelineConfig, model: MonitoredModel, settings: Settings
 ) -> WindowRef:
     """Freeze the current window as Parquet in a new monitoring folder (it may have no rows)."""
-    frame = window_frame(spec, model.name, config.target, settings)
+    frame = window_frame(spec, model.name, config, settings)
     if config.target in frame.columns:
         frame[config.target] = _label_column(frame[config.target], config.task)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

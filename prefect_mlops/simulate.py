@@ -1,0 +1,305 @@
+"""`mlops simulate`: replay the bike-sharing year to show the closed loop on real seasonal drift.
+
+Trains on January-March, serves the champion with the real prediction service on loopback,
+replays later months through it (labels fed back on /feedback), runs the monitoring flow, and
+when it raises a drift event starts retraining on the recent window, then shows the service
+answering with the new champion. Every step is a Prefect flow run, an MLflow run and (for
+monitoring) an Evidently report in the local workspace.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import yaml
+from pydantic import BaseModel, Field
+
+from prefect_mlops.monitoring import DriftSummary, WindowSpec
+from prefect_mlops.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BIKESHARE_CSV = PROJECT_ROOT / "data" / "bikeshare" / "bikeshare_hourly_2011.csv"
+BIKESHARE_CONFIG = PROJECT_ROOT / "configs" / "bikeshare.yaml"
+BATCH_ROWS = 200
+SERVICE_START_SECONDS = 120.0
+LOG_WAIT_SECONDS = 60.0
+
+
+class SimulationResult(BaseModel):
+    """What the replay showed, step by step."""
+
+    config_path: str
+    first_champion: str
+    monitoring: DriftSummary
+    retrained: bool
+    retrain_reason: str = ""
+    retrain_route: str = Field(default="", description="'deployment trigger' or 'direct call'")
+    new_champion: str | None = None
+    served_version_after: str | None = None
+    steps: list[str] = Field(default_factory=list)
+
+
+def months(frame: pd.DataFrame, first: int, last: int) -> pd.DataFrame:
+    """Rows of the bike-sharing year whose timestamp falls in months first..last."""
+    month = pd.to_datetime(frame["timestamp"]).dt.month
+    return frame.loc[(month >= first) & (month <= last)].reset_index(drop=True)
+
+
+def write_simulation_config(
+    folder: Path, landing_csv: Path, recent_days: float, fast: bool
+) -> Path:
+    """The bikeshare config reading the landing CSV, with a recent training window."""
+    raw = yaml.safe_load(BIKESHARE_CONFIG.read_text())
+    raw["source"] = {"kind": "csv", "path": str(landing_csv)}
+    raw["training_window"] = {"time_column": "timestamp", "days": recent_days}
+    if fast:
+        raw["tuning"] = {"cv_folds": 2, "max_configs_per_candidate": 1}
+        raw["candidates"] = [
+            {"name": "ridge", "estimator": "linear", "search_space": {"alpha": [1.0]}},
+            {
+                "name": "hist_gradient_boosting",
+                "estimator": "hist_gradient_boosting",
+                "params": {"max_iter": 100},
+            },
+        ]
+    path = folder / "bikeshare-simulation.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def prediction_service(
+    model: str, settings: Settings, log_dir: Path, say: Callable[[str], None]
+) -> Iterator[str]:
+    """The real prediction service (`python -m serving`) on loopback; yields its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "MLOPS_SERVE_LOG_DIR": str(log_dir),
+        "MLOPS_SERVE_LOG_FLUSH_SECONDS": "0.5",
+    }
+    command = [sys.executable, "-m", "serving", "--model", model, "--port", str(port)]
+    command += ["--poll-seconds", "0", "--no-onnx"]
+    log_file = (log_dir.parent / "service.log").open("ab")
+    process = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, process)
+        say(f"serving {model}@champion at {url} (pid {process.pid}, log {log_file.name})")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log_file.close()
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    """Poll readiness until the service has loaded its model (or has died)."""
+    deadline = time.monotonic() + SERVICE_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"prediction service exited with code {process.returncode}")
+        try:
+            if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"prediction service at {url} not ready in {SERVICE_START_SECONDS:.0f} s")
+
+
+def replay(url: str, rows: pd.DataFrame, features: list[str], target: str) -> int:
+    """Send rows in batches to /predict, then feed each row's label back on /feedback."""
+    sent = 0
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for start in range(0, len(rows), BATCH_ROWS):
+            batch = rows.iloc[start : start + BATCH_ROWS]
+            records = batch[features].to_dict(orient="records")
+            answer = client.post("/predict", json={"records": records})
+            answer.raise_for_status()
+            request_id = answer.json()["request_id"]
+            for index, label in enumerate(batch[target].tolist()):
+                feedback = {"request_id": request_id, "row_index": index, "label": label}
+                client.post("/feedback", json=feedback).raise_for_status()
+            sent += len(batch)
+    return sent
+
+
+def wait_for_log(log_dir: Path, rows: int) -> None:
+    """Wait until the service's background writer has flushed `rows` predictions and labels."""
+    from serving.prediction_log import read_prediction_log
+
+    deadline = time.monotonic() + LOG_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        log = read_prediction_log(directory=log_dir)
+        if len(log) >= rows and log["label"].notna().sum() >= rows:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"prediction log {log_dir} did not reach {rows} labelled rows")
+
+
+def served_version(url: str) -> str:
+    """Ask the service to follow its alias now and return the version it serves."""
+    with httpx.Client(base_url=url, timeout=60) as client:
+        client.post("/reload").raise_for_status()
+        return str(client.get("/metadata").json()["version"])
+
+
+def training_deployments() -> list[str]:
+    """Names of training deployments on the configured Prefect server (none without a server)."""
+    if not os.environ.get("PREFECT_API_URL"):
+        return []
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with get_client(sync_client=True) as client:
+        found = client.read_deployments(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["training"]))
+        )
+    return [d.name for d in found]
+
+
+def run_simulation(
+    workdir: Path | None = None,
+    train_months: tuple[int, int] = (1, 3),
+    replay_months: tuple[int, int] = (7, 9),
+    recent_days: float = 92,
+    fast: bool = True,
+    say: Callable[[str], None] = print,
+) -> SimulationResult:
+    """Train on early months, serve, replay later months, monitor, retrain on drift, re-serve.
+
+    Args:
+        workdir: where the landing CSV, config and prediction log go (default: <artifact root>/
+            simulation); MLflow and Prefect are whatever the environment points at.
+        train_months, replay_months: inclusive month ranges of 2011.
+        recent_days: the training window a drift-triggered retraining uses.
+        fast: a small candidate search (seconds) instead of the full bikeshare config.
+        say: where progress lines go.
+    """
+    from flows.monitoring import MonitoringParams, monitoring_flow
+    from flows.training import TrainingParams, training_flow
+    from prefect_mlops.config import load_config
+    from prefect_mlops.tracking import mlflow_client
+    from tasks.features import infer_schema
+
+    settings = Settings()
+    folder = (workdir or settings.artifact_root / "simulation").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    year = pd.read_csv(BIKESHARE_CSV)
+    landing = folder / "landing" / "bikeshare.csv"
+    landing.parent.mkdir(exist_ok=True)
+    months(year, *train_months).to_csv(landing, index=False)
+    config_path = write_simulation_config(folder, landing, recent_days, fast)
+    config = load_config(config_path)
+    steps: list[str] = []
+
+    def step(line: str) -> None:
+        steps.append(line)
+        say(line)
+
+    step(f"1. landing data: months {train_months[0]}-{train_months[1]} in {landing}")
+    first = training_flow(TrainingParams(config_path=str(config_path), reason="simulate: initial"))
+    first_version = first.model_version.version if first.model_version else "?"
+    step(f"2. trained {config.registered_model_name} v{first_version} (champion)")
+
+    replayed = months(year, *replay_months)
+    features = infer_schema(months(year, *train_months), config).features
+    log_dir = folder / f"prediction_log-{time.strftime('%Y%m%dT%H%M%S')}"
+    with prediction_service(config.registered_model_name, settings, log_dir, step) as url:
+        sent = replay(url, replayed, features, config.target)
+        wait_for_log(log_dir, sent)
+        step(
+            f"3. replayed {sent} hours of months {replay_months[0]}-{replay_months[1]} with labels"
+        )
+        # The months replayed have now happened: they land in the source the next training reads.
+        months(year, train_months[0], replay_months[1]).to_csv(landing, index=False)
+
+        window = WindowSpec(log_dir=str(log_dir), rows=sent)
+        summary = monitoring_flow(MonitoringParams(config_path=str(config_path), window=window))
+        step(
+            f"4. monitoring: {summary.decision.outcome}; {summary.drifted_share:.0%} of features "
+            f"drifted {summary.drifted_columns}; prediction drift {summary.prediction_drift}; "
+            f"report {summary.report_uri}"
+        )
+        result = SimulationResult(
+            config_path=str(config_path),
+            first_champion=first_version,
+            monitoring=summary,
+            retrained=False,
+            steps=steps,
+        )
+        if not summary.alarm:
+            step("5. no alarm: nothing to retrain")
+            return result
+
+        reason = summary.events[0] if summary.events else "simulate: drift"
+        deployments = training_deployments()
+        if deployments:
+            step(
+                f"5. events {summary.decision.events} emitted (ids {summary.events}); the training "
+                f"deployment(s) {deployments} start from their trigger on the server"
+            )
+            return result.model_copy(
+                update={"retrained": True, "retrain_reason": reason, "retrain_route": "trigger"}
+            )
+        step(
+            f"5. events {summary.decision.events} emitted; no Prefect server with a training "
+            f"deployment here, so the training flow is called directly (window recent, "
+            f"reason {reason})"
+        )
+        retrain = training_flow(
+            TrainingParams(config_path=str(config_path), window="recent", reason=reason)
+        )
+        champion = mlflow_client(settings).get_model_version_by_alias(
+            config.registered_model_name, "champion"
+        )
+        now_served = served_version(url)
+        step(
+            f"6. retrained v{retrain.model_version.version if retrain.model_version else '?'} "
+            f"(promoted: {retrain.promoted}); champion is v{champion.version}; the service now "
+            f"serves v{now_served}"
+        )
+    return result.model_copy(
+        update={
+            "retrained": True,
+            "retrain_reason": reason,
+            "retrain_route": "direct call",
+            "new_champion": str(champion.version),
+            "served_version_after": now_served,
+        }
+    )
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """`python -m prefect_mlops.simulate [WORKDIR]`."""
+    args = argv if argv is not None else sys.argv[1:]
+    return run_simulation(Path(args[0]) if args else None)
+
+
+if __name__ == "__main__":
+    main()
