@@ -332,8 +332,14 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
 
 
-def read_prediction_log(url: str | None = None, directory: Path | None = None) -> pd.DataFrame:
-    """Every logged prediction, one column per feature, with the latest label joined on."""
+def read_prediction_log(
+    url: str | None = None, directory: Path | None = None, labels: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Every logged prediction, one column per feature, with the latest label joined on.
+
+    Labels come from `/feedback` and, optionally, from `labels` (a labels file or table read
+    by the caller: `request_id`, `label` and optionally `row_index`); the latest one wins.
+    """
     if url:
         engine = sa.create_engine(url)
         predictions = pd.read_sql_table("predictions", engine)
@@ -354,13 +360,19 @@ def read_prediction_log(url: str | None = None, directory: Path | None = None) -
             else pd.DataFrame({c: [] for c in FEEDBACK_COLUMNS})
         )
     predictions["timestamp"] = pd.to_datetime(predictions["timestamp"], unit="s", utc=True)
-    labels = feedback.sort_values("timestamp").drop_duplicates(
+    known = feedback.assign(label=[orjson.loads(v) for v in feedback["label"]])
+    if labels is not None:
+        extra = labels.assign(
+            row_index=labels.get("row_index", 0),
+            timestamp=labels.get("timestamp", float("inf")),
+        )
+        known = pd.concat([known, extra[list(FEEDBACK_COLUMNS)]], ignore_index=True)
+    latest = known.sort_values("timestamp", kind="stable").drop_duplicates(
         ["request_id", "row_index"], keep="last"
     )
-    labels = labels.assign(label=[orjson.loads(v) for v in labels["label"]])
     joined = pd.concat([predictions.reset_index(drop=True), features], axis=1)
     return joined.merge(
-        labels[["request_id", "row_index", "label"]], on=["request_id", "row_index"], how="left"
+        latest[["request_id", "row_index", "label"]], on=["request_id", "row_index"], how="left"
     )
 
 

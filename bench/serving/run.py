@@ -217,6 +217,7 @@ def main() -> None:
             "workers": args.workers,
             "seconds": args.seconds,
             "cpus": os.cpu_count(),
+            "load_average_before": os.getloadavg()[0],
             "in_process_batch_s": time_in_process(loaded, batch_frame, args.repeats),
         }
         port = free_port()
@@ -269,6 +270,7 @@ def main() -> None:
             results["mlflow_batch_s"] = time_batches(f"{base}/invocations", batch, args.repeats)
     ours_rps = results["service_invocations"]["requests_per_s"]
     theirs_rps = results["mlflow_invocations"]["requests_per_s"]
+    results["load_average_after"] = os.getloadavg()[0]
     results["speedup"] = ours_rps / theirs_rps
     results["batch_ratio"] = results["service_batch_s"] / results["in_process_batch_s"]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -286,7 +288,8 @@ def print_table(results: dict, path: Path) -> None:
     print(
         f"\n{results['model']}; {results['connections']} connections, "
         f"{results['workers']} worker(s), {results['cpus']} CPUs, "
-        f"engine {results['service_engine']}"
+        f"engine {results['service_engine']}, load average "
+        f"{results['load_average_before']:.1f} -> {results['load_average_after']:.1f}"
     )
     print(f"{'server':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for label, r in rows:

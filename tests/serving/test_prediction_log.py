@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
@@ -43,6 +44,14 @@ def test_feedback_label_is_joined_by_request_id(client: TestClient) -> None:
     assert accepted.status_code == 202
     assert log.loc[first["request_id"], "label"] == 42.0
     assert log["label"].isna().sum() == 1
+
+
+def test_labels_from_a_file_are_joined_by_request_id(client: TestClient) -> None:
+    answer = _predict(client, row())
+    client.app.state.log.flush()
+    labels = pd.DataFrame({"request_id": [answer["request_id"]], "label": [99.0]})
+    log = read_prediction_log(directory=client.app.state.settings.log_dir, labels=labels)
+    assert list(log["label"]) == [99.0]
 
 
 def test_feedback_without_request_id_is_refused(client: TestClient) -> None:
