@@ -23,9 +23,6 @@ class ServeSettings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("MLFLOW_REGISTRY_URI", "MLOPS_SERVE_REGISTRY_URI"),
     )
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535)
-    workers: int = Field(default=1, ge=1)
     token: SecretStr | None = Field(default=None, description="bearer token; no auth when unset")
     token_secret_block: str | None = Field(
         default=None, description="name of a Prefect Secret block holding the bearer token"

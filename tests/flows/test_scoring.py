@@ -1,0 +1,96 @@
+"""The batch scoring flow on the bikeshare data, with a real registered model and GX project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from flows.scoring import ScoringParams, scoring_flow
+from prefect_mlops.config import PipelineConfig, SourceConfig
+from prefect_mlops.errors import DataValidationError
+from prefect_mlops.results import CandidateSpec
+from prefect_mlops.settings import Settings
+from serving.prediction_log import read_prediction_log
+from tasks.features import infer_schema
+from tasks.registry import pinned_requirements, trusted_types
+from tasks.score import DestinationConfig
+from tasks.train import build_model
+
+
+@pytest.fixture
+def champion(settings: Settings, fast_config: PipelineConfig, bikeshare: pd.DataFrame):
+    """A Ridge pipeline on bikeshare, registered as the config's model with alias champion."""
+    schema = infer_schema(bikeshare, fast_config)
+    spec = CandidateSpec(name="ridge", estimator="linear", params={}, index=0)
+    model = build_model(spec, schema, 0).fit(bikeshare[schema.features], bikeshare["bikers"])
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    experiment = client.create_experiment(
+        "scoring", artifact_location=(settings.artifact_root / "mlflow").resolve().as_uri()
+    )
+    run = client.create_run(experiment)
+    example = bikeshare[schema.features].head(5)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        run_id=run.info.run_id,
+        serialization_format="skops",
+        skops_trusted_types=trusted_types(model),
+        signature=infer_signature(example, model.predict(example)),
+        input_example=example,
+        pip_requirements=pinned_requirements(),
+    )
+    name = fast_config.registered_model_name
+    client.create_registered_model(name)
+    version = client.create_model_version(name, source=info.model_uri, run_id=run.info.run_id)
+    client.set_registered_model_alias(name, "champion", version.version)
+    return model, schema
+
+
+def _params(config_path: Path, source: Path, output: Path, kind: str = "parquet") -> ScoringParams:
+    return ScoringParams(
+        config_path=str(config_path),
+        source=SourceConfig(kind="csv", path=str(source)),
+        destination=DestinationConfig(kind=kind, path=str(output)),
+        chunk_rows=400,
+    )
+
+
+def test_scoring_writes_every_row_with_the_champion_version(
+    champion, settings, fast_config_path, bikeshare, tmp_path
+) -> None:
+    model, schema = champion
+    rows = bikeshare.drop(columns=["bikers"]).head(1000)
+    rows.to_csv(tmp_path / "input.csv", index=False)
+    summary = scoring_flow(
+        _params(fast_config_path, tmp_path / "input.csv", tmp_path / "out.parquet")
+    )
+    scored = pd.read_parquet(tmp_path / "out.parquet")
+    assert (summary.rows, summary.chunks, summary.model_version) == (1000, 3, "1")
+    assert set(scored["model_version"]) == {"1"}
+    np.testing.assert_allclose(scored["prediction"], model.predict(rows[schema.features]))
+
+
+def test_scored_rows_are_appended_to_the_prediction_log(
+    champion, settings, fast_config_path, bikeshare, tmp_path
+) -> None:
+    bikeshare.drop(columns=["bikers"]).head(500).to_csv(tmp_path / "input.csv", index=False)
+    scoring_flow(_params(fast_config_path, tmp_path / "input.csv", tmp_path / "out.csv", "csv"))
+    log = read_prediction_log(directory=settings.artifact_root / "prediction_log")
+    assert len(log) == 500 and set(log["model_version"]) == {"1"}
+
+
+def test_invalid_input_stops_scoring_before_anything_is_written(
+    champion, settings, fast_config_path, bikeshare, tmp_path
+) -> None:
+    rows = bikeshare.drop(columns=["bikers"]).head(500).assign(hum=-5.0)
+    rows.to_csv(tmp_path / "input.csv", index=False)
+    with pytest.raises(DataValidationError, match="scoring data validation failed"):
+        scoring_flow(_params(fast_config_path, tmp_path / "input.csv", tmp_path / "out.parquet"))
+    assert not (tmp_path / "out.parquet").exists()
