@@ -1,8 +1,8 @@
 """The prediction log: every prediction and label, written in the background, read by monitoring.
 
-Requests only put a reference on a bounded queue; a writer thread turns batches into rows and
-appends them to a Parquet dataset partitioned by day (one immutable file per flush) or to a
-SQL database. A failed write is counted and logged, and its rows are retried on the next flush;
+Requests only append a reference to a bounded deque; a writer thread turns records into Arrow
+tables (or rows) and appends them to a Parquet dataset partitioned by day (one immutable file
+per flush) or to a SQL database. A failed write is counted and logged, and its rows are retried on the next flush;
 files and committed rows already written are never touched again.
 """
 
@@ -16,7 +16,7 @@ import uuid
 from collections import deque
 from itertools import chain
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 import orjson
@@ -41,7 +41,9 @@ PREDICTION_COLUMNS = (
     "probabilities",
 )
 FEEDBACK_COLUMNS = ("request_id", "row_index", "timestamp", "label")
-MAX_PENDING_RECORDS = 200_000
+MAX_PENDING_CHUNKS = 100_000
+PREPARE_SECONDS = 0.1
+Table = Literal["predictions", "feedback"]
 
 
 class PredictionRecord(NamedTuple):
@@ -66,41 +68,52 @@ class FeedbackRecord(NamedTuple):
 
 
 class LogStore(Protocol):
-    """Where records go: append-only, all records of a call or none."""
+    """Where records go. `prepare` turns records into the store's compact form (off the GIL-
+    hungry path, often); `write` appends prepared chunks, all of a call or none."""
 
-    def append_predictions(self, records: list[PredictionRecord]) -> None: ...
+    def prepare(self, table: Table, records: list[Any]) -> list[Any]: ...
 
-    def append_feedback(self, records: list[FeedbackRecord]) -> None: ...
+    def write(self, table: Table, prepared: list[Any]) -> int: ...
 
 
 class ParquetStore:
     """`<root>/{predictions,feedback}/date=YYYY-MM-DD/part-*.parquet`, files written atomically.
 
-    Features are kept as their own columns inside a `features` struct, built column by column
-    (no per-row Python objects), so logging stays cheap at thousands of requests per second.
+    Features are kept as their own columns inside a `features` struct, built column by column,
+    so prepared chunks hold Arrow buffers rather than Python objects the GC would have to scan.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
     def append_predictions(self, records: list[PredictionRecord]) -> None:
-        for day, group in _by_day(records).items():
-            tables = [_prediction_table(same) for same in _by_model(group)]
-            self._write("predictions", day, pa.concat_tables(tables, promote_options="default"))
+        """Prepare and write in one call (batch scoring, tests)."""
+        self.write("predictions", self.prepare("predictions", records))
 
     def append_feedback(self, records: list[FeedbackRecord]) -> None:
-        for day, group in _by_day(records).items():
-            table = pa.table(
-                {
-                    "request_id": [r.request_id for r in group],
-                    "row_index": pa.array([r.row_index for r in group], pa.int64()),
-                    "timestamp": pa.array([r.timestamp for r in group], pa.float64()),
-                    "label": [_json(r.label) for r in group],
-                }
-            )
-            self._write("feedback", day, table)
+        self.write("feedback", self.prepare("feedback", records))
 
-    def _write(self, table_name: str, day: str, table: pa.Table) -> None:
+    def prepare(self, table: Table, records: list[Any]) -> list[tuple[str, pa.Table]]:
+        if table == "feedback":
+            return [(day, _feedback_table(group)) for day, group in _by_day(records).items()]
+        return [
+            (day, _prediction_table(same))
+            for day, group in _by_day(records).items()
+            for same in _by_model(group)
+        ]
+
+    def write(self, table: Table, prepared: list[tuple[str, pa.Table]]) -> int:
+        days: dict[str, list[pa.Table]] = {}
+        for day, chunk in prepared:
+            days.setdefault(day, []).append(chunk)
+        rows = 0
+        for day, chunks in days.items():
+            combined = pa.concat_tables(chunks, promote_options="default")
+            self._write_file(table, day, combined)
+            rows += combined.num_rows
+        return rows
+
+    def _write_file(self, table_name: str, day: str, table: pa.Table) -> None:
         folder = self.root / table_name / f"date={day}"
         folder.mkdir(parents=True, exist_ok=True)
         name = f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
@@ -135,10 +148,15 @@ class SqlStore:
         )
 
     def append_predictions(self, records: list[PredictionRecord]) -> None:
-        self._insert("predictions", [row for r in records for row in _prediction_rows(r)])
+        self.write("predictions", self.prepare("predictions", records))
 
     def append_feedback(self, records: list[FeedbackRecord]) -> None:
-        rows = [
+        self.write("feedback", self.prepare("feedback", records))
+
+    def prepare(self, table: Table, records: list[Any]) -> list[dict[str, Any]]:
+        if table == "predictions":
+            return [row for r in records for row in _prediction_rows(r)]
+        return [
             {
                 "request_id": r.request_id,
                 "row_index": r.row_index,
@@ -147,15 +165,15 @@ class SqlStore:
             }
             for r in records
         ]
-        self._insert("feedback", rows)
 
-    def _insert(self, table: str, rows: list[dict[str, Any]]) -> None:
+    def write(self, table: Table, prepared: list[dict[str, Any]]) -> int:
         if self.engine is None:  # connect on first write, so a down database never stops start-up
             engine = sa.create_engine(self.url)
             self.meta.create_all(engine)
             self.engine = engine
         with self.engine.begin() as connection:
-            connection.execute(self.meta.tables[table].insert(), rows)
+            connection.execute(self.meta.tables[table].insert(), prepared)
+        return len(prepared)
 
 
 def open_store(url: str | None, directory: Path) -> LogStore:
@@ -164,9 +182,12 @@ def open_store(url: str | None, directory: Path) -> LogStore:
 
 
 class PredictionLog:
-    """Non-blocking recorder: requests append to a deque; a writer thread drains it on a timer.
+    """Non-blocking recorder: requests append to a deque; a writer thread does the rest.
 
-    Nothing wakes the writer per request (no queue notification, no GIL hand-off per call).
+    Nothing wakes the writer per request. Every `PREPARE_SECONDS` it turns new records into
+    the store's compact form (so few Python objects live long enough to burden the GC);
+    every `flush_seconds` it writes what is prepared (one Parquet file per day, or one
+    transaction). A failed write is counted and retried at the next flush.
     """
 
     def __init__(
@@ -181,8 +202,7 @@ class PredictionLog:
         self._flush_seconds = flush_seconds
         self._capacity = queue_size
         self._items: deque[PredictionRecord | FeedbackRecord] = deque()
-        self._predictions: list[PredictionRecord] = []
-        self._feedback: list[FeedbackRecord] = []
+        self._prepared: dict[Table, list[Any]] = {"predictions": [], "feedback": []}
         self._wake = threading.Event()
         self._waiters: list[threading.Event] = []
         self._closing = False
@@ -220,46 +240,54 @@ class PredictionLog:
         self._thread = None
 
     def _run(self) -> None:
+        last_write = time.monotonic()
         while True:
-            self._wake.wait(self._flush_seconds)
+            self._wake.wait(min(PREPARE_SECONDS, self._flush_seconds))
             self._wake.clear()
             waiters, self._waiters = self._waiters, []
             closing = self._closing
-            self._drain()
-            self._write()
+            self._prepare()
+            if waiters or closing or time.monotonic() - last_write >= self._flush_seconds:
+                self._write()
+                last_write = time.monotonic()
             for done in waiters:
                 done.set()
             if closing:
                 return
 
-    def _drain(self) -> None:
+    def _prepare(self) -> None:
+        records: dict[Table, list[Any]] = {"predictions": [], "feedback": []}
         items = self._items
         while items:
             item = items.popleft()
-            if isinstance(item, PredictionRecord):
-                self._predictions.append(item)
-            else:
-                self._feedback.append(item)
+            records["predictions" if isinstance(item, PredictionRecord) else "feedback"].append(
+                item
+            )
+        for table, batch in records.items():
+            if not batch:
+                continue
+            try:
+                self._prepared[table].extend(self._store.prepare(table, batch))
+            except Exception:  # a record the store cannot represent: counted, logged, dropped
+                self._metrics.log_failures.labels("prepare").inc()
+                logger.exception("prediction log: preparing %d %s failed", len(batch), table)
 
     def _write(self) -> None:
-        if self._predictions and self._append(self._store.append_predictions, self._predictions):
-            rows = sum(len(r.predictions) for r in self._predictions)
-            self._metrics.log_written.inc(rows)
-            self._predictions = []
-        if self._feedback and self._append(self._store.append_feedback, self._feedback):
-            self._feedback = []
-
-    def _append(self, append: Any, records: list[Any]) -> bool:
-        try:
-            append(records)
-        except Exception:  # the log must never take the service down: count, log, retry later
-            self._metrics.log_failures.labels("write").inc()
-            logger.exception("prediction log: writing %d records failed", len(records))
-            if len(records) > MAX_PENDING_RECORDS:  # bounded memory while the store is down
-                self._metrics.log_failures.labels("dropped").inc()
-                del records[: len(records) - MAX_PENDING_RECORDS]
-            return False
-        return True
+        for table, prepared in self._prepared.items():
+            if not prepared:
+                continue
+            try:
+                rows = self._store.write(table, prepared)
+            except Exception:  # the log must never take the service down: count, log, retry
+                self._metrics.log_failures.labels("write").inc()
+                logger.exception("prediction log: writing %s failed; kept for retry", table)
+                if len(prepared) > MAX_PENDING_CHUNKS:  # bounded memory while the store is down
+                    self._metrics.log_failures.labels("dropped").inc()
+                    del prepared[: len(prepared) - MAX_PENDING_CHUNKS]
+                continue
+            if table == "predictions":
+                self._metrics.log_written.inc(rows)
+            self._prepared[table] = []
 
 
 def _by_day(records: list[Any]) -> dict[str, list[Any]]:
@@ -320,6 +348,17 @@ def _prediction_rows(record: PredictionRecord) -> list[dict[str, Any]]:
         }
         for index, values in enumerate(zip(*(record.columns[n] for n in names), strict=True))
     ]
+
+
+def _feedback_table(records: list[FeedbackRecord]) -> pa.Table:
+    return pa.table(
+        {
+            "request_id": [r.request_id for r in records],
+            "row_index": pa.array([r.row_index for r in records], pa.int64()),
+            "timestamp": pa.array([r.timestamp for r in records], pa.float64()),
+            "label": [_json(r.label) for r in records],
+        }
+    )
 
 
 def _repeat(values: list[Any], counts: list[int]) -> pa.Array:

@@ -10,6 +10,7 @@ training flow, starts both servers on loopback, drives them with wrk (single-row
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import mlflow
@@ -154,16 +156,31 @@ def run_wrk(url: str, body: bytes, seconds: int, connections: int, work: Path) -
 
 
 def time_batches(url: str, body: bytes, repeats: int) -> float:
-    """Median seconds of a batch request, including the client's send and parse."""
+    """Median seconds of a batch request on a kept-alive connection, send to parsed answer.
+
+    The standard library client adds the least client-side time to the measurement.
+    """
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    headers = {"Content-Type": "application/json"}
+
+    def post() -> None:
+        connection.request("POST", parts.path, body=body, headers=headers)
+        response = connection.getresponse()
+        content = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{url} answered {response.status}: {content[:200]!r}")
+        orjson.loads(content)
+
     times = []
-    with httpx.Client(timeout=120) as client:
-        client.post(url, content=body, headers={"content-type": "application/json"})
+    try:
+        post()
         for _ in range(repeats):
             started = time.perf_counter()
-            response = client.post(url, content=body, headers={"content-type": "application/json"})
-            response.raise_for_status()
-            orjson.loads(response.content)
+            post()
             times.append(time.perf_counter() - started)
+    finally:
+        connection.close()
     return statistics.median(times)
 
 
