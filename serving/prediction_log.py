@@ -2,8 +2,8 @@
 
 Requests only append a reference to a bounded deque; a writer thread turns records into Arrow
 tables (or rows) and appends them to a Parquet dataset partitioned by day (one immutable file
-per flush) or to a SQL database. A failed write is counted and logged, and its rows are retried on the next flush;
-files and committed rows already written are never touched again.
+per flush) or to a SQL database. A failed write is counted and logged, and its rows are
+retried on the next flush; files and committed rows already written are never touched again.
 """
 
 from __future__ import annotations
