@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,8 +155,11 @@ def run_wrk(url: str, body: bytes, seconds: int, connections: int, work: Path) -
     }
 
 
-def time_batches(url: str, body: bytes, repeats: int) -> float:
-    """Median seconds of a batch request on a kept-alive connection, send to parsed answer.
+def time_batches(
+    url: str, body: bytes, repeats: int, reference: Callable[[], object]
+) -> tuple[float, float]:
+    """Median seconds of a batch request (kept-alive connection, send to parsed answer) and of
+    the in-process `reference` call, alternated so both see the same machine load.
 
     The standard library client adds the least client-side time to the measurement.
     """
@@ -172,26 +175,20 @@ def time_batches(url: str, body: bytes, repeats: int) -> float:
             raise RuntimeError(f"{url} answered {response.status}: {content[:200]!r}")
         orjson.loads(content)
 
-    times = []
+    served, local = [], []
     try:
         post()
+        reference()
         for _ in range(repeats):
             started = time.perf_counter()
             post()
-            times.append(time.perf_counter() - started)
+            served.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            reference()
+            local.append(time.perf_counter() - started)
     finally:
         connection.close()
-    return statistics.median(times)
-
-
-def time_in_process(model: object, frame: pd.DataFrame, repeats: int) -> float:
-    times = []
-    model.predict(frame)
-    for _ in range(repeats):
-        started = time.perf_counter()
-        model.predict(frame)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return statistics.median(served), statistics.median(local)
 
 
 def split_body(frame: pd.DataFrame) -> bytes:
@@ -204,7 +201,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--batch-rows", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--estimator", default="linear", help="a regression family of tasks.train")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -235,7 +232,6 @@ def main() -> None:
             "seconds": args.seconds,
             "cpus": os.cpu_count(),
             "load_average_before": os.getloadavg()[0],
-            "in_process_batch_s": time_in_process(loaded, batch_frame, args.repeats),
         }
         port = free_port()
         ours = [
@@ -262,7 +258,9 @@ def main() -> None:
             results["service_predict"] = run_wrk(
                 f"{base}/predict", record, args.seconds, args.connections, work
             )
-            results["service_batch_s"] = time_batches(f"{base}/invocations", batch, args.repeats)
+            results["service_batch_s"], results["in_process_batch_s"] = time_batches(
+                f"{base}/invocations", batch, args.repeats, lambda: loaded.predict(batch_frame)
+            )
         port = free_port()
         theirs = [
             str(Path(bin_dir) / "mlflow"),
@@ -284,7 +282,9 @@ def main() -> None:
             results["mlflow_invocations"] = run_wrk(
                 f"{base}/invocations", single, args.seconds, args.connections, work
             )
-            results["mlflow_batch_s"] = time_batches(f"{base}/invocations", batch, args.repeats)
+            results["mlflow_batch_s"], _ = time_batches(
+                f"{base}/invocations", batch, args.repeats, lambda: loaded.predict(batch_frame)
+            )
     ours_rps = results["service_invocations"]["requests_per_s"]
     theirs_rps = results["mlflow_invocations"]["requests_per_s"]
     results["load_average_after"] = os.getloadavg()[0]
