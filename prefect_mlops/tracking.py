@@ -14,7 +14,12 @@ def mlflow_client(settings: Settings) -> MlflowClient:
 
 
 def use_tracking(settings: Settings) -> None:
-    """Point MLflow's fluent API at the configured stores (called by entry points, not imports)."""
+    """Point MLflow's fluent API (log_model, load_model, `models:/` URIs) at the configured stores.
+
+    Called by the tasks that need it, never at import. It is process-wide (MLflow also exports it
+    to the environment), so it is only ever set to the one Settings a process runs with; it is not
+    undone afterwards because undoing it also deletes MLFLOW_TRACKING_URI from the environment.
+    """
     mlflow.set_tracking_uri(settings.tracking_uri)
     if settings.registry_uri:
         mlflow.set_registry_uri(settings.registry_uri)

@@ -98,9 +98,9 @@ def verify_model_loads(
     settings: Settings,
 ) -> GateCheck:
     """Load the logged model back through MLflow and check it predicts like the fitted one."""
-    use_tracking(settings)
     example = read_parquet(split.holdout_uri)[schema.features].head(20)
     rule = "logged model loads and reproduces predictions"
+    use_tracking(settings)
     try:
         loaded = mlflow.pyfunc.load_model(logged.model_uri)
         served = np.asarray(loaded.predict(example))
@@ -121,10 +121,10 @@ def score_champion(
     name: str, split: SplitRefs, schema: FeatureSchema, settings: Settings
 ) -> ChampionScore | None:
     """Score the current champion on the same holdout, or None when there is no champion."""
-    use_tracking(settings)
     version = _version_by_alias(mlflow_client(settings), name, CHAMPION)
     if version is None:
         return None
+    use_tracking(settings)
     holdout = read_parquet(split.holdout_uri)
     try:
         champion = mlflow.sklearn.load_model(f"models:/{name}/{version}")
@@ -152,6 +152,7 @@ def register_model(
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise RegistryError(f"cannot create registered model {name!r}: {exc}") from exc
+    use_tracking(settings)  # the client resolves `models:/m-...` sources through the fluent API
     created = client.create_model_version(
         name, source=logged.model_uri, run_id=logged.run_id, tags=tags, model_id=logged.model_id
     )

@@ -28,6 +28,22 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def isolated_mlflow_globals() -> Iterator[None]:
+    """No test leaves MLflow's process-wide tracking or registry URI set for the next one."""
+    import os
+
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+
+    outer = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    mlflow.set_tracking_uri(None)  # also unsets MLFLOW_TRACKING_URI: put back what was there
+    if outer is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = outer
+    registry_utils._registry_uri = None
+
+
 @pytest.fixture(scope="session")
 def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty, already migrated MLflow SQLite store; copying it is faster than migrating."""
