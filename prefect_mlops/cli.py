@@ -141,4 +141,17 @@ def deploy(
     raise typer.Exit(code=code)
 
 
+@app.command()
+def simulate(
+    workdir: Annotated[Path | None, typer.Option(help="landing data, config and log")] = None,
+) -> None:
+    """Replay the seasons: train on Jan-Mar, serve, replay Jul-Sep, see drift retrain the model."""
+    from prefect_mlops.simulate import run_simulation
+
+    try:
+        run_simulation(workdir=workdir)
+    except MlopsError as exc:
+        _fail(exc)
+
+
 app.command(name="serve")(serve)

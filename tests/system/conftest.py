@@ -44,7 +44,10 @@ class Stack:
         )
 
 
-@pytest.fixture(scope="module")
+LOOP_MODEL = "loop-demand"
+
+
+@pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("stack")
     gx_root = root / "great_expectations"
@@ -56,6 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         prefect_port=free_port(),
         mlflow_port=free_port(),
         serve_port=free_port(),
+        model_name=LOOP_MODEL,  # the service follows the model the closed-loop test trains
     )
     # Inherited by every stack process (the worker runs the flows): keep their files in tmp.
     overrides = {

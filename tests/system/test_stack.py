@@ -45,7 +45,7 @@ def test_deploy_and_run_training_deployment_registers_champion(stack: Stack) -> 
     assert setup.returncode == 0, setup.stderr
     deploy = stack.run("mlops", "deploy")
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
-    run = stack.run("prefect", "deployment", "run", "training/train-bikeshare", "--watch")
+    run = stack.run("prefect", "deployment", "run", "training/train", "--watch")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert champion(stack) == "1"
 
@@ -64,7 +64,7 @@ def test_deployment_run_on_bad_data_fails_at_validation(stack: Stack, tmp_path) 
         "prefect",
         "deployment",
         "run",
-        "training/train-bikeshare",
+        "training/train",
         "--watch",
         "--param",
         f'params={{"config_path": "{tmp_path / "bad.yaml"}"}}',
