@@ -6,9 +6,11 @@ from importlib.metadata import version as installed_version
 
 import mlflow
 import numpy as np
+import pandas as pd
 import skops.io
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
 from prefect import get_run_logger, task
 from sklearn.pipeline import Pipeline
@@ -60,6 +62,21 @@ def pinned_requirements() -> list[str]:
     return [f"{name}=={installed_version(name)}" for name in MODEL_REQUIREMENTS]
 
 
+def log_sklearn_model(model: Pipeline, example: pd.DataFrame, run_id: str) -> ModelInfo:
+    """Log a pipeline to a run the way every model here is logged: skops (no pickle), signature
+    and input example from `example`, explicit requirements (inferring them takes seconds)."""
+    return mlflow.sklearn.log_model(
+        model,
+        name="model",
+        run_id=run_id,
+        serialization_format="skops",
+        skops_trusted_types=trusted_types(model),
+        signature=infer_signature(example, model.predict(example)),
+        input_example=example,
+        pip_requirements=pinned_requirements(),
+    )
+
+
 def _version_by_alias(client: MlflowClient, name: str, alias: str) -> str | None:
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
@@ -76,16 +93,7 @@ def log_model(
     """Log the fitted pipeline to the run with signature, input example and skops format."""
     use_tracking(settings)
     example = read_parquet(split.holdout_uri)[schema.features].head(5)
-    info = mlflow.sklearn.log_model(
-        model,
-        name="model",
-        run_id=run_id,
-        serialization_format="skops",
-        skops_trusted_types=trusted_types(model),
-        signature=infer_signature(example, model.predict(example)),
-        input_example=example,
-        pip_requirements=pinned_requirements(),
-    )
+    info = log_sklearn_model(model, example, run_id)
     return LoggedModel(model_uri=info.model_uri, run_id=run_id, model_id=info.model_id)
 
 

@@ -31,13 +31,12 @@ import httpx
 import mlflow
 import orjson
 import pandas as pd
-from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from prefect_mlops.config import load_config
 from prefect_mlops.results import CandidateSpec, FeatureSchema
 from tasks.features import infer_schema
-from tasks.registry import pinned_requirements, trusted_types
+from tasks.registry import log_sklearn_model
 from tasks.train import build_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,16 +69,7 @@ def register_model(work: Path, estimator: str) -> tuple[str, pd.DataFrame]:
     run = client.create_run(experiment)
     example = signature_example(frame.head(5), schema)
     mlflow.set_tracking_uri(uri)
-    info = mlflow.sklearn.log_model(
-        model,
-        name="model",
-        run_id=run.info.run_id,
-        serialization_format="skops",
-        skops_trusted_types=trusted_types(model),
-        signature=infer_signature(example, model.predict(example)),
-        input_example=example,
-        pip_requirements=pinned_requirements(),
-    )
+    info = log_sklearn_model(model, example, run.info.run_id)
     client.set_terminated(run.info.run_id)
     client.create_registered_model(NAME)
     version = client.create_model_version(

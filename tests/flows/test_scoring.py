@@ -8,7 +8,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from flows.scoring import ScoringParams, scoring_flow
@@ -18,7 +17,7 @@ from prefect_mlops.results import CandidateSpec
 from prefect_mlops.settings import Settings
 from serving.prediction_log import read_prediction_log
 from tasks.features import infer_schema
-from tasks.registry import pinned_requirements, trusted_types
+from tasks.registry import log_sklearn_model
 from tasks.score import DestinationConfig
 from tasks.train import build_model
 
@@ -36,16 +35,7 @@ def champion(settings: Settings, fast_config: PipelineConfig, bikeshare: pd.Data
     run = client.create_run(experiment)
     example = bikeshare[schema.features].head(5)
     mlflow.set_tracking_uri(settings.tracking_uri)
-    info = mlflow.sklearn.log_model(
-        model,
-        name="model",
-        run_id=run.info.run_id,
-        serialization_format="skops",
-        skops_trusted_types=trusted_types(model),
-        signature=infer_signature(example, model.predict(example)),
-        input_example=example,
-        pip_requirements=pinned_requirements(),
-    )
+    info = log_sklearn_model(model, example, run.info.run_id)
     name = fast_config.registered_model_name
     client.create_registered_model(name)
     version = client.create_model_version(name, source=info.model_uri, run_id=run.info.run_id)

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from prefect_mlops.config import parse_config
@@ -21,7 +20,7 @@ from prefect_mlops.results import CandidateSpec
 from serving.app import create_app
 from serving.settings import ServeSettings
 from tasks.features import infer_schema
-from tasks.registry import pinned_requirements, trusted_types
+from tasks.registry import log_sklearn_model
 from tasks.train import build_model
 
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
@@ -100,16 +99,7 @@ def register(
         else store.client.create_experiment(name, artifact_location=(store.root / "art").as_uri())
     )
     run = store.client.create_run(experiment_id)
-    info = mlflow.sklearn.log_model(
-        model,
-        name="model",
-        run_id=run.info.run_id,
-        serialization_format="skops",
-        skops_trusted_types=trusted_types(model),
-        signature=infer_signature(X.head(20), model.predict(X.head(20))),
-        input_example=X.head(5),
-        pip_requirements=pinned_requirements(),
-    )
+    info = log_sklearn_model(model, X.head(5), run.info.run_id)
     store.client.set_terminated(run.info.run_id)
     with contextlib.suppress(mlflow.exceptions.MlflowException):  # exists after the first
         store.client.create_registered_model(name)
