@@ -72,7 +72,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     os.environ.update(overrides)
     try:
         stack_up(settings, ROOT)
-        env = {**os.environ, **stack_env(settings)}
+        env = {**os.environ, **stack_env(settings), "COLUMNS": "300"}
         yield Stack(settings, env, root)
     finally:
         stack_down(settings, ROOT)
@@ -81,3 +81,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def deployed(stack: Stack) -> Stack:
+    """The work pool, automations and every deployment of prefect.yaml, created as in the README."""
+    setup = stack.run("python", "-m", "deployments.setup")
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    deploy = stack.run("mlops", "deploy")
+    assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+    return stack

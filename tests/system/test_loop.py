@@ -16,9 +16,6 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
-from prefect.client.schemas.sorting import FlowRunSort
 
 from prefect_mlops.simulate import replay, wait_for_log
 from tests.conftest import BIKESHARE_CONFIG, BIKESHARE_CSV
@@ -51,8 +48,10 @@ def loop_config(workdir: Path, landing: Path) -> Path:
     return path
 
 
-def served_version(url: str) -> str:
-    return str(httpx.get(f"{url}/metadata", timeout=10).json()["version"])
+def served_version(url: str) -> str | None:
+    """The version the service answers with, or None while it has no model loaded."""
+    answer = httpx.get(f"{url}/metadata", timeout=10)
+    return str(answer.json()["version"]) if answer.status_code == 200 else None
 
 
 def wait_for(predicate, seconds: float, what: str):
@@ -65,24 +64,42 @@ def wait_for(predicate, seconds: float, what: str):
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
-def triggered_training_runs(stack: Stack) -> list:
-    """Training runs whose parameters say an event started them."""
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(),
-            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["train"])),
-            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
-            limit=20,
-            offset=0,
-        )
+def model_events(stack: Stack) -> dict[str, dict]:
+    """Monitoring events about the loop's model that reached the Prefect server, by name."""
+    body = {"filter": {"event": {"prefix": ["mlops.model."]}}, "limit": 50}
+    found = httpx.post(f"{stack.settings.prefect_api_url}/events/filter", json=body, timeout=10)
+    found.raise_for_status()
+    return {
+        e["event"]: e["payload"]
+        for e in found.json()["events"]
+        if e["resource"]["prefect.resource.id"] == f"mlops.model.{LOOP_MODEL}"
+    }
+
+
+def training_runs(stack: Stack) -> list[dict]:
+    """Every run of the training flow on the stack's server (not the test harness), newest first."""
+    body = {
+        "flows": {"name": {"any_": ["training"]}},
+        "sort": "EXPECTED_START_TIME_DESC",
+        "limit": 20,
+        "offset": 0,
+    }
+    found = httpx.post(f"{stack.settings.prefect_api_url}/flow_runs/filter", json=body, timeout=10)
+    found.raise_for_status()
+    return found.json()
+
+
+def triggered_training_runs(stack: Stack) -> list[dict]:
+    """Training runs the retrain-on-drift trigger started (it asks for the recent window)."""
     return [
-        r
-        for r in runs
-        if str(r.parameters.get("params", {}).get("reason", "")).startswith("mlops.model.")
+        run
+        for run in training_runs(stack)
+        if run["parameters"].get("params", {}).get("window") == "recent"
     ]
 
 
-def test_drift_event_retrains_and_the_service_follows(stack: Stack, tmp_path: Path) -> None:
+def test_drift_event_retrains_and_the_service_follows(deployed: Stack, tmp_path: Path) -> None:
+    stack = deployed
     year = pd.read_csv(BIKESHARE_CSV)
     landing = tmp_path / "landing.csv"
     months(year, 1, 3).to_csv(landing, index=False)
@@ -100,7 +117,7 @@ def test_drift_event_retrains_and_the_service_follows(stack: Stack, tmp_path: Pa
     sent = replay(
         url,
         summer,
-        [c for c in summer.columns if c not in ("bikers", "casual", "registered")],
+        [c for c in summer.columns if c not in ("bikers", "casual", "registered", "timestamp")],
         "bikers",
     )
     wait_for_log(Path(stack.env["MLOPS_ARTIFACT_ROOT"]) / "prediction_log", sent)
@@ -118,13 +135,24 @@ def test_drift_event_retrains_and_the_service_follows(stack: Stack, tmp_path: Pa
     )
     assert monitoring.returncode == 0, monitoring.stdout[-3000:]
 
-    runs = wait_for(lambda: triggered_training_runs(stack), 180, "the trigger to start training")
+    events = model_events(stack)
+    assert {"mlops.model.drift-detected", "mlops.model.performance-degraded"} & set(events), (
+        f"monitoring emitted {events}; its output: {monitoring.stdout[-2000:]}"
+    )
+    try:
+        runs = wait_for(
+            lambda: triggered_training_runs(stack), 180, "the trigger to start training"
+        )
+    except AssertionError as exc:
+        seen = [(r["name"], r["state_name"], r["parameters"]) for r in training_runs(stack)]
+        raise AssertionError(f"{exc}; training runs: {seen}") from exc
     assert len(runs) == 1
-    assert runs[0].parameters["params"]["window"] == "recent"
-    assert runs[0].parameters["params"]["config_path"] == str(config)
+    triggered = runs[0]["parameters"]["params"]
+    assert triggered["reason"].startswith("mlops.model.")
+    assert triggered["config_path"] == str(config)
     client = MlflowClient(tracking_uri=stack.settings.mlflow_url)
     wait_for(
-        lambda: client.get_registered_model(LOOP_MODEL).aliases.get("champion") == 2,
+        lambda: str(client.get_registered_model(LOOP_MODEL).aliases.get("champion")) == "2",
         300,
         "the retrained model to become champion",
     )

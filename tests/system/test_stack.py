@@ -40,17 +40,27 @@ def test_port_taken_names_port_and_service(tmp_path) -> None:
     assert not list((tmp_path / "run").glob("*.pid"))
 
 
-def test_deploy_and_run_training_deployment_registers_champion(stack: Stack) -> None:
-    setup = stack.run("python", "-m", "deployments.setup")
-    assert setup.returncode == 0, setup.stderr
-    deploy = stack.run("mlops", "deploy")
-    assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+def test_every_deployment_of_prefect_yaml_exists(deployed: Stack) -> None:
+    listing = deployed.run("prefect", "deployment", "ls")
+    for name in (
+        "training/train",
+        "monitoring/monitor-bikeshare",
+        "batch-scoring/score-bikeshare",
+        "promotion/promote",
+        "rollback/rollback",
+    ):
+        assert name in listing.stdout
+
+
+def test_training_deployment_run_registers_champion(deployed: Stack) -> None:
+    stack = deployed
     run = stack.run("prefect", "deployment", "run", "training/train", "--watch")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert champion(stack) == "1"
 
 
-def test_deployment_run_on_bad_data_fails_at_validation(stack: Stack, tmp_path) -> None:
+def test_deployment_run_on_bad_data_fails_at_validation(deployed: Stack, tmp_path) -> None:
+    stack = deployed
     before = champion(stack)
     bad = pd.read_csv(BIKESHARE_CSV)
     bad["hum"] = bad["hum"].astype(object)
