@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -25,29 +26,59 @@ MIN_SLICE_ROWS = 10
 IMPORTANCE_SAMPLE_ROWS = 2000
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """A model's outputs on a frame, computed once and shared by metrics, slices and plots."""
+
+    predicted: np.ndarray
+    proba: np.ndarray | None = None
+    classes: np.ndarray | None = None
+
+    def take(self, rows: np.ndarray) -> Predictions:
+        proba = None if self.proba is None else self.proba[rows]
+        return Predictions(self.predicted[rows], proba, self.classes)
+
+
+def predict(model: Pipeline, frame: pd.DataFrame, schema: FeatureSchema) -> Predictions:
+    """Predictions (and class probabilities for classifiers) of `model` on `frame`."""
+    features = frame[schema.features]
+    if schema.task == TaskType.regression:
+        return Predictions(np.asarray(model.predict(features)))
+    proba = model.predict_proba(features)
+    return Predictions(model.classes_[proba.argmax(axis=1)], proba, model.classes_)
+
+
+def metrics_of(truth: pd.Series, predictions: Predictions) -> dict[str, float]:
+    """The task type's metrics of precomputed predictions."""
+    if predictions.proba is None:
+        return regression_metrics(truth, predictions.predicted)
+    return classification_metrics(
+        truth, predictions.predicted, predictions.proba, predictions.classes
+    )
+
+
 def holdout_metrics(
     model: Pipeline, frame: pd.DataFrame, schema: FeatureSchema
 ) -> dict[str, float]:
     """The task type's metrics of `model` on `frame`."""
-    features, truth = frame[schema.features], frame[schema.target]
-    if schema.task == TaskType.regression:
-        return regression_metrics(truth, model.predict(features))
-    proba = model.predict_proba(features)
-    classes = model.classes_
-    return classification_metrics(truth, classes[proba.argmax(axis=1)], proba, classes)
+    return metrics_of(frame[schema.target], predict(model, frame, schema))
 
 
 def slice_metrics(
-    model: Pipeline, frame: pd.DataFrame, schema: FeatureSchema, columns: list[str]
+    frame: pd.DataFrame, predictions: Predictions, schema: FeatureSchema, columns: list[str]
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Metrics per value of each slice column (values with too few rows are skipped)."""
+    truth = frame[schema.target].reset_index(drop=True)
     result: dict[str, dict[str, dict[str, float]]] = {}
     for column in columns:
-        groups = frame.groupby(frame[column].astype(str), dropna=False, sort=True)
+        keys = frame[column].astype(str).reset_index(drop=True)
         result[column] = {
-            str(value): {**holdout_metrics(model, part, schema), "rows": float(len(part))}
-            for value, part in groups
-            if len(part) >= MIN_SLICE_ROWS
+            str(value): {
+                **metrics_of(truth.iloc[rows], predictions.take(rows)),
+                "rows": float(len(rows)),
+            }
+            for value, rows in keys.groupby(keys, sort=True).indices.items()
+            if len(rows) >= MIN_SLICE_ROWS
         }
     return result
 
@@ -58,25 +89,23 @@ def _axes() -> tuple[Figure, Axes]:
     return fig, fig.add_subplot()
 
 
-def diagnostic_figures(
-    model: Pipeline, frame: pd.DataFrame, schema: FeatureSchema
-) -> dict[str, Figure]:
+def diagnostic_figures(truth: pd.Series, predictions: Predictions) -> dict[str, Figure]:
     """Residual plots for regression; confusion matrix and ROC for classification."""
-    features, truth = frame[schema.features], frame[schema.target]
     figures: dict[str, Figure] = {}
-    if schema.task == TaskType.regression:
-        predicted = model.predict(features)
+    if predictions.proba is None:
         for kind in ("actual_vs_predicted", "residual_vs_predicted"):
             fig, ax = _axes()
-            PredictionErrorDisplay.from_predictions(truth, predicted, kind=kind, ax=ax)
+            PredictionErrorDisplay.from_predictions(truth, predictions.predicted, kind=kind, ax=ax)
             figures[f"{kind}.png"] = fig
         return figures
     fig, ax = _axes()
-    ConfusionMatrixDisplay.from_estimator(model, features, truth, ax=ax)
+    ConfusionMatrixDisplay.from_predictions(truth, predictions.predicted, ax=ax)
     figures["confusion_matrix.png"] = fig
-    if len(model.classes_) == 2:
+    if len(predictions.classes) == 2:
         fig, ax = _axes()
-        RocCurveDisplay.from_estimator(model, features, truth, ax=ax)
+        RocCurveDisplay.from_predictions(
+            truth, predictions.proba[:, 1], pos_label=predictions.classes[1], ax=ax
+        )
         figures["roc_curve.png"] = fig
     return figures
 
@@ -118,9 +147,11 @@ def evaluate_model(
 ) -> Evaluation:
     """Score the fitted model on the holdout and log metrics, slices and plots to MLflow."""
     holdout = read_parquet(split.holdout_uri)
+    predictions = predict(model, holdout, schema)  # once: metrics, slices and plots share it
+    truth = holdout[schema.target]
     evaluation = Evaluation(
-        metrics=holdout_metrics(model, holdout, schema),
-        slices=slice_metrics(model, holdout, schema, config.slices),
+        metrics=metrics_of(truth, predictions),
+        slices=slice_metrics(holdout, predictions, schema, config.slices),
     )
     client = mlflow_client(settings)
     now = int(time.time() * 1000)
@@ -133,7 +164,7 @@ def evaluate_model(
         ],
     )
     client.log_dict(run_id, evaluation.slices, "evaluation/slice_metrics.json")
-    figures = diagnostic_figures(model, holdout, schema)
+    figures = diagnostic_figures(truth, predictions)
     importance = feature_importance(model, holdout, schema, config.gate.primary_metric, config.seed)
     figures["feature_importance.png"] = importance_figure(importance)
     client.log_dict(run_id, importance.to_dict(), "evaluation/feature_importance.json")

@@ -100,3 +100,19 @@ def test_unseen_category_and_missing_values_still_score(frame: pd.DataFrame) -> 
     metrics = holdout_metrics(model, unseen, schema)
     assert 0.0 <= metrics["accuracy"] <= 1.0
     assert np.isfinite(metrics["log_loss"])
+
+
+def test_slice_metrics_equal_metrics_of_each_slice(frame: pd.DataFrame) -> None:
+    from tasks.evaluate import predict, slice_metrics
+
+    config = classification_config()
+    schema = infer_schema(frame, config)
+    spec = CandidateSpec(name="lr", estimator="logistic_regression", params={}, index=0)
+    model = build_model(spec, schema, seed=0).fit(frame[schema.features], frame["label"])
+    slices = slice_metrics(frame, predict(model, frame, schema), schema, ["cat"])
+    for value, metrics in slices["cat"].items():
+        part = frame[frame["cat"] == value]
+        assert metrics["rows"] == len(part)
+        assert metrics["accuracy"] == pytest.approx(
+            holdout_metrics(model, part, schema)["accuracy"]
+        )
