@@ -15,16 +15,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
+from bench.child import run_child
 from bench.training import start_prefect_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,24 +124,7 @@ def child(mode: str, config_path: str, window_path: str) -> None:
 
 def measure(mode: str, case: Path, env: dict[str, str], *args: str) -> tuple[dict, float, float]:
     """Run one child: its last stdout line as JSON, wall seconds and peak RSS in MiB."""
-    log = case / f"{mode}.log"
-    started = time.perf_counter()
-    with log.open("w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bench.monitoring", "--child", mode, *args],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-        output = process.stdout.read() if process.stdout else ""
-        _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        tail = "".join(log.read_text().splitlines(keepends=True)[-20:])
-        raise RuntimeError(f"{mode} failed:\n{tail}")
-    return json.loads(output.strip().splitlines()[-1]), seconds, usage.ru_maxrss / 1024
+    return run_child("bench.monitoring", ["--child", mode, *args], env, case / f"{mode}.log")
 
 
 def run() -> dict:

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from bench.child import run_child
+
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (10_000, 100_000, 1_000_000)
 CANDIDATES = [
@@ -148,28 +150,10 @@ def flow_fit(config_path: str) -> None:
 def measure(mode: str, config_path: Path, env: dict[str, str]) -> dict[str, float]:
     """Run one side in a child process: wall seconds and peak RSS in MiB."""
     log = config_path.parent / f"{mode}.log"
-    started = time.perf_counter()
-    with log.open("w") as stderr:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "bench.training", "--child", mode, str(config_path)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-        output = child.stdout.read() if child.stdout else ""
-        _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        tail = "".join(log.read_text().splitlines(keepends=True)[-20:])
-        raise RuntimeError(f"{mode} failed with exit code {child.returncode}:\n{tail}")
-    metrics = json.loads(output.strip().splitlines()[-1])
-    return {
-        "seconds": time.perf_counter() - started,
-        "peak_mib": usage.ru_maxrss / 1024,
-        "rmse": metrics["rmse"],
-    }
+    metrics, seconds, peak = run_child(
+        "bench.training", ["--child", mode, str(config_path)], env, log
+    )
+    return {"seconds": seconds, "peak_mib": peak, "rmse": metrics["rmse"]}
 
 
 @contextlib.contextmanager
