@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -34,3 +35,33 @@ def run_child(
         tail = "".join(log.read_text().splitlines(keepends=True)[-20:])
         raise RuntimeError(f"{module} {' '.join(args)} failed with exit code {code}:\n{tail}")
     return json.loads(output.strip().splitlines()[-1]), seconds, usage.ru_maxrss / 1024
+
+
+def prepare_case(
+    case: Path, config: dict, reference: Path, api_url: str, base_env: dict[str, str]
+) -> tuple[Path, dict[str, str]]:
+    """A self-contained benchmark case: its config, its own GX suites profiled on `reference`,
+    and the environment its children run with (MLflow, artifacts and GX all inside `case`)."""
+    import pandas as pd
+    import yaml
+
+    from prefect_mlops.config import load_config
+    from prefect_mlops.settings import Settings
+    from tasks.validate import init_suites
+
+    config_path = case / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    gx_root = case / "great_expectations"
+    shutil.copytree(
+        ROOT / "great_expectations", gx_root, ignore=shutil.ignore_patterns("uncommitted")
+    )
+    settings = Settings(gx_root=gx_root, artifact_root=case / "artifacts")
+    init_suites(load_config(config_path), settings, pd.read_parquet(reference))
+    env = {
+        **base_env,
+        "PREFECT_API_URL": api_url,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{case / 'mlflow.db'}",
+        "MLOPS_ARTIFACT_ROOT": str(case / "artifacts"),
+        "MLOPS_GX_ROOT": str(gx_root),
+    }
+    return config_path, env

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from bench.child import run_child
+from bench.child import prepare_case, run_child
 from bench.training import start_prefect_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,9 +127,6 @@ def measure(mode: str, case: Path, env: dict[str, str], *args: str) -> tuple[dic
 
 
 def run() -> dict:
-    from prefect_mlops.config import load_config
-    from prefect_mlops.settings import Settings
-    from tasks.validate import init_suites
 
     work = Path(tempfile.mkdtemp(prefix="bench-monitoring-"))
     env = {
@@ -145,20 +141,7 @@ def run() -> dict:
         reference, window = work / "reference.parquet", work / "window.parquet"
         synthesise(REFERENCE_ROWS, seed=0, shift=False).to_parquet(reference, index=False)
         synthesise(WINDOW_ROWS, seed=1, shift=True).to_parquet(window, index=False)
-        config_path = work / "config.yaml"
-        config_path.write_text(yaml.safe_dump(bench_config(reference)))
-        gx_root = work / "great_expectations"
-        shutil.copytree(
-            ROOT / "great_expectations", gx_root, ignore=shutil.ignore_patterns("uncommitted")
-        )
-        settings = Settings(gx_root=gx_root, artifact_root=work / "artifacts")
-        init_suites(load_config(config_path), settings, pd.read_parquet(reference))
-        env.update(
-            PREFECT_API_URL=api_url,
-            MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}",
-            MLOPS_ARTIFACT_ROOT=str(work / "artifacts"),
-            MLOPS_GX_ROOT=str(gx_root),
-        )
+        config_path, env = prepare_case(work, bench_config(reference), reference, api_url, env)
         measure("train", work, env, str(config_path), "")
         summary, seconds, peak = measure("monitor", work, env, str(config_path), str(window))
         folder = Path(summary["report_uri"]).parent

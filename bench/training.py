@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from bench.child import run_child
+from bench.child import prepare_case, run_child
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (10_000, 100_000, 1_000_000)
@@ -211,9 +211,6 @@ def start_prefect_server(home: Path, env: dict[str, str]) -> tuple[subprocess.Po
 
 
 def run(sizes: list[int]) -> list[dict]:
-    from prefect_mlops.config import load_config
-    from prefect_mlops.settings import Settings
-    from tasks.validate import init_suites
 
     work = Path(tempfile.mkdtemp(prefix="bench-training-"))
     base_env = {
@@ -230,21 +227,7 @@ def run(sizes: list[int]) -> list[dict]:
             case.mkdir()
             data = case / "data.parquet"
             synthesise(rows).to_parquet(data, index=False)
-            config_path = case / "config.yaml"
-            config_path.write_text(yaml.safe_dump(bench_config(data)))
-            gx_root = case / "great_expectations"
-            shutil.copytree(
-                ROOT / "great_expectations", gx_root, ignore=shutil.ignore_patterns("uncommitted")
-            )
-            settings = Settings(gx_root=gx_root, artifact_root=case / "artifacts")
-            init_suites(load_config(config_path), settings, pd.read_parquet(data))
-            env = {
-                **base_env,
-                "PREFECT_API_URL": api_url,
-                "MLFLOW_TRACKING_URI": f"sqlite:///{case / 'mlflow.db'}",
-                "MLOPS_ARTIFACT_ROOT": str(case / "artifacts"),
-                "MLOPS_GX_ROOT": str(gx_root),
-            }
+            config_path, env = prepare_case(case, bench_config(data), data, api_url, base_env)
             bare = measure("bare", config_path, env)
             flow = measure("flow", config_path, env)
             with candidate_limit(api_url, 1):
