@@ -61,7 +61,13 @@ def ensure_notifications(webhook_url: str) -> list[str]:
                 SendNotification(
                     block_document_id=block_id,
                     subject="{{ event.event }} on {{ event.resource.id }}",
-                    body="{{ event.payload | tojson }}",
+                    body=(
+                        "{{ event.payload.model_name }} v{{ event.payload.model_version }} "
+                        "(@{{ event.payload.alias }}), {{ event.payload.window }}: "
+                        "{{ event.payload.decision.reason }} (report: "
+                        "{{ event.payload.report_uri or 'none' }}, MLflow run: "
+                        "{{ event.payload.mlflow_run_id or 'none' }})"
+                    ),
                 )
             ],
         ),
