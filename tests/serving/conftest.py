@@ -58,6 +58,12 @@ def synthetic_frame(rows: int = 200, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
+def with_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
+    """The synthetic frame with a datetime feature `when`, missing in row 2 (so in the example)."""
+    when = pd.Series(pd.date_range("2024-01-01", periods=len(frame), freq="37min"))
+    return frame.assign(when=when.mask(frame.index % 23 == 2))
+
+
 def _config(task: str, target: str, estimator: str, name: str) -> dict:
     return {
         "name": name,
@@ -80,11 +86,14 @@ def register(
     estimator: str = "linear",
     shift: float = 0.0,
     alias: str | None = "champion",
+    frame: pd.DataFrame | None = None,
+    datetime_features: list[str] | None = None,
 ) -> str:
     """Fit, log (skops, signature, example) and register a model version; return its number."""
-    frame = synthetic_frame()
+    frame = synthetic_frame() if frame is None else frame
     target = "demand" if task == "regression" else "churned"
-    config = parse_config(_config(task, target, estimator, name))
+    raw = _config(task, target, estimator, name)
+    config = parse_config({**raw, "datetime_features": datetime_features or []})
     schema = infer_schema(frame, config)
     model = build_model(
         CandidateSpec(name=estimator, estimator=estimator, params={}, index=0), schema, 0

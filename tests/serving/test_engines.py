@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from mlflow.models import infer_signature
 
 from prefect_mlops.config import parse_config
 from prefect_mlops.results import CandidateSpec
-from serving.engines import CompileError, SklearnEngine, compile_onnx, frame_to_columns
+from serving.app import create_app
+from serving.engines import (
+    CompileError,
+    SklearnEngine,
+    check_parity,
+    compile_onnx,
+    frame_to_columns,
+)
 from serving.schema import InputSchema
 from tasks.features import infer_schema
 from tasks.train import build_model
-from tests.serving.conftest import _config, synthetic_frame
+from tests.serving.conftest import (
+    Store,
+    _config,
+    make_settings,
+    register,
+    synthetic_frame,
+    with_timestamps,
+)
+
+TREES = ["hist_gradient_boosting", "random_forest", "extra_trees"]
 
 
 def _fitted(task: str, estimator: str, frame: pd.DataFrame, **extra: object):
@@ -40,11 +60,65 @@ def test_onnx_classifier_matches_sklearn_labels_and_probabilities() -> None:
     np.testing.assert_allclose(output.probabilities, model.predict_proba(X), atol=1e-9)
 
 
-def test_datetime_features_are_refused_by_the_compiler() -> None:
-    frame = synthetic_frame().assign(when=pd.date_range("2024-01-01", periods=200, freq="h"))
-    model, X, schema = _fitted("regression", "linear", frame, datetime_features=["when"])
-    with pytest.raises(CompileError, match="datetime_parts"):
-        compile_onnx(model, schema, X.head(5))
+def _hard_rows(X: pd.DataFrame, schema: InputSchema) -> dict[str, list]:
+    """Every row of X, then the same rows with gaps, unseen categories and missing times."""
+    columns = frame_to_columns(X, schema)
+    rows = len(X)
+    hard = {name: list(values) for name, values in columns.items()}
+    for i in range(rows):
+        if i % 3 == 0:
+            hard["hum"][i] = None
+        if i % 4 == 1:
+            hard["weather"][i] = "snow"  # never seen in training
+        if i % 5 == 2:
+            hard["season"][i] = 9
+        if "when" in hard and i % 6 == 3:
+            hard["when"][i] = None
+    return {name: columns[name] + hard[name] for name in columns}
+
+
+@pytest.mark.parametrize("estimator", TREES)
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_onnx_tree_models_with_datetime_features_match_sklearn(task: str, estimator: str) -> None:
+    model, X, schema = _fitted(
+        task, estimator, with_timestamps(synthetic_frame(400)), datetime_features=["when"]
+    )
+    engine = compile_onnx(model, schema, X.head(5))
+    columns = _hard_rows(X, schema)
+    got = engine.predict(columns)
+    want = SklearnEngine(model, schema).predict(columns)
+    assert len(got.predictions) == 2 * len(X)
+    if task == "regression":
+        np.testing.assert_allclose(got.predictions, want.predictions, rtol=1e-9, atol=1e-9)
+    else:
+        assert list(got.predictions) == list(want.predictions)
+        np.testing.assert_allclose(got.probabilities, want.probabilities, rtol=1e-9, atol=1e-12)
+
+
+def test_onnx_datetime_features_given_as_text_match_sklearn() -> None:
+    frame = with_timestamps(synthetic_frame(300))
+    frame["when"] = frame["when"].dt.strftime("%Y-%m-%dT%H:%M:%S")  # as read from a CSV
+    model, X, schema = _fitted(
+        "regression", "hist_gradient_boosting", frame, datetime_features=["when"]
+    )
+    assert schema.column("when").type == "string"
+    engine = compile_onnx(model, schema, X.head(5))
+    columns = frame_to_columns(X, schema)
+    columns["when"][:4] = ["2024-02-30T00:00:00", "not a date", "2024-03-01 08:00", None]
+    got = engine.predict(columns).predictions
+    np.testing.assert_allclose(got, SklearnEngine(model, schema).predict(columns).predictions)
+
+
+def test_onnx_hist_gradient_boosting_with_datetime_has_no_python_fallback() -> None:
+    model, X, schema = _fitted(
+        "regression",
+        "hist_gradient_boosting",
+        with_timestamps(synthetic_frame()),
+        datetime_features=["when"],
+    )
+    engine = compile_onnx(model, schema, X.head(5))
+    assert engine.name == "onnx"
+    assert "when__hour" in {i.name for i in engine._session.get_inputs()}
 
 
 def test_sklearn_engine_serves_what_onnx_cannot() -> None:
@@ -59,7 +133,37 @@ def test_parity_check_rejects_an_engine_that_predicts_differently() -> None:
     model, X, schema = _fitted("regression", "linear", frame)
     other, _, _ = _fitted("regression", "linear", frame.assign(demand=frame["demand"] * 2))
     engine = compile_onnx(other, schema, X.head(5))  # parity with itself holds
-    from serving.engines import check_parity
 
     with pytest.raises(CompileError, match="differ"):
         check_parity(engine, SklearnEngine(model, schema), X.head(5), schema)
+
+
+def test_served_hist_gradient_boosting_with_datetime_uses_onnx_and_matches_sklearn(
+    store: Store, tmp_path: Path
+) -> None:
+    frame = with_timestamps(synthetic_frame(400))
+    register(
+        store,
+        "hgb-when",
+        estimator="hist_gradient_boosting",
+        frame=frame,
+        datetime_features=["when"],
+    )
+    rows = frame.drop(columns=["demand", "churned"])
+    rows.loc[rows.index % 3 == 0, "hum"] = np.nan
+    rows.loc[rows.index % 4 == 1, "weather"] = "snow"  # unseen in training
+    records = [
+        {
+            k: (None if pd.isna(v) else v.isoformat() if isinstance(v, pd.Timestamp) else v)
+            for k, v in record.items()
+        }
+        for record in rows.to_dict(orient="records")
+    ]
+    settings = make_settings(store, tmp_path, model_name="hgb-when")
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/metadata").json()["engine"] == "onnx"
+        response = client.post("/predict", json={"records": records})
+    assert response.status_code == 200, response.text
+    pipeline = mlflow.sklearn.load_model("models:/hgb-when/1")
+    want = pipeline.predict(rows.astype({"when": "datetime64[ns]"}))
+    np.testing.assert_allclose(response.json()["predictions"], want, rtol=1e-9)
