@@ -28,6 +28,12 @@ class PayloadTooLargeError(InputError):
     status_code = 413
 
 
+class UnsupportedMediaTypeError(InputError):
+    """The body's content type is not one the route reads."""
+
+    status_code = 415
+
+
 class UnknownModelError(ServingError):
     """The request names a model this service does not serve."""
 

@@ -1,23 +1,34 @@
 """Request and response bodies of the three wire protocols, translated to validated columns.
 
 `/predict` is this service's own (`{"records": [...]}`); `/invocations` speaks the formats of
-`mlflow models serve`; `/v2/...` is the Open Inference Protocol (KServe, Triton).
+`mlflow models serve` (JSON, or CSV with a header row); `/v2/...` is the Open Inference Protocol
+(KServe, Triton).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from serving.errors import InputError
+from serving.errors import InputError, UnsupportedMediaTypeError
 from serving.model import LoadedModel
 from serving.predictor import Prediction
-from serving.schema import Columns, InputSchema
+from serving.schema import Columns, ColumnSpec, InputSchema
 
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+JSON_TYPE, CSV_TYPE = "application/json", "text/csv"  # what `mlflow models serve` reads
+# CSV fields read as missing, as pandas' read_csv (and so `mlflow models serve`) reads them.
+CSV_NULLS = frozenset(
+    {"", "NA", "N/A", "n/a", "NaN", "nan", "-NaN", "null", "NULL", "None", "<NA>"}
+)
+CSV_TRUE, CSV_FALSE = frozenset({"true", "True", "TRUE"}), frozenset({"false", "False", "FALSE"})
+InvocationParser = Callable[[bytes, InputSchema], Columns]
 # Open Inference Protocol datatypes accepted for each MLflow column type.
 OIP_ACCEPTS = {
     "double": {"FP64", "FP32", "FP16"},
@@ -84,6 +95,85 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError("body", f"malformed JSON: {exc}") from None
+
+
+def invocation_parser(content_type: str | None) -> InvocationParser:
+    """How to read an `/invocations` body of this content type (JSON when none is given)."""
+    media = (content_type or JSON_TYPE).partition(";")[0].strip().lower()
+    if media == CSV_TYPE:
+        return columns_from_csv
+    if media == JSON_TYPE:
+        return lambda body, schema: columns_from_invocation(parse_json(body), schema)
+    raise UnsupportedMediaTypeError(
+        "content-type", f"{media!r} is not supported; send {JSON_TYPE} or {CSV_TYPE}"
+    )
+
+
+def columns_from_csv(body: bytes, schema: InputSchema) -> Columns:
+    """Validated columns of a CSV body: a header row of column names, then one row per record."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError("csv", f"the body is not UTF-8 text: {exc}") from None
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text, newline=""), strict=True) if r]
+    except csv.Error as exc:
+        raise InputError("csv", f"malformed CSV: {exc}") from None
+    if not rows:
+        raise InputError("csv", "the body is empty; expected a header row of column names")
+    header, data = rows[0], rows[1:]
+    schema.check_names(header, "csv.header")
+    for index, values in enumerate(data):
+        if len(values) != len(header):
+            raise InputError(
+                f"csv.data[{index}]",
+                f"expected {len(header)} values (one per header column), got {len(values)}",
+            )
+    fields = dict(zip(header, zip(*data, strict=True), strict=False)) if data else {}
+    columns = {
+        name: _csv_values(schema.column(name), list(fields.get(name, ())), f"csv.{name}")
+        for name in header
+    }
+    return schema.validate_columns(columns, where="csv")
+
+
+def _csv_values(spec: ColumnSpec, fields: list[str], where: str) -> list[Any]:
+    """CSV text as the values the signature's type takes (None where pandas reads NaN)."""
+    read = _CSV_READERS.get(spec.type)
+    values: list[Any] = []
+    for index, text in enumerate(fields):
+        if text in CSV_NULLS:
+            values.append(None)
+        elif read is None:
+            values.append(text)
+        else:
+            try:
+                values.append(read(text))
+            except ValueError:
+                raise InputError(f"{where}[{index}]", f"{text!r} is not a {spec.type}") from None
+    return values
+
+
+def _csv_int(text: str) -> int:
+    number = float(text)  # "3.0" is how pandas writes an integer column that had gaps
+    if not number.is_integer():
+        raise ValueError(text)
+    return int(number)
+
+
+def _csv_bool(text: str) -> bool:
+    if text in CSV_TRUE or text in CSV_FALSE:
+        return text in CSV_TRUE
+    raise ValueError(text)
+
+
+_CSV_READERS: dict[str, Callable[[str], Any]] = {
+    "double": float,
+    "float": float,
+    "long": _csv_int,
+    "integer": _csv_int,
+    "boolean": _csv_bool,
+}
 
 
 def columns_from_invocation(payload: Any, schema: InputSchema) -> Columns:

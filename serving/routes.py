@@ -20,11 +20,10 @@ from serving.protocols import (
     FeedbackRequest,
     PredictResponse,
     columns_from_infer,
-    columns_from_invocation,
     infer_response,
+    invocation_parser,
     model_metadata_v2,
     parse_infer_request,
-    parse_json,
     predict_response,
 )
 from serving.schema import Columns
@@ -118,13 +117,13 @@ async def predict(request: Request, predictor: PredictorDep) -> Response:
 
 @private.post("/invocations", tags=["mlflow"])
 async def invocations(request: Request, predictor: PredictorDep) -> Response:
-    """The scoring formats of `mlflow models serve`: dataframe_split/records, instances, inputs."""
+    """`mlflow models serve` formats: JSON dataframe_split/records, instances, inputs; CSV."""
+    parse = invocation_parser(request.headers.get("content-type"))
     body = await read_body(request, predictor.settings.max_body_bytes)
 
     def score() -> Prediction:
         model = predictor.model()
-        columns = columns_from_invocation(parse_json(body), model.schema)
-        return _score(predictor, model, columns, request)
+        return _score(predictor, model, parse(body, model.schema), request)
 
     prediction = await _run(score, heavy=len(body) > INLINE_BODY_BYTES)
     return json_response({"predictions": prediction.predictions}, prediction=prediction)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from mlflow.pyfunc.scoring_server import CONTENT_TYPE_CSV
 
 from serving.app import create_app
 from tests.serving.conftest import CLASSIFIER, REGRESSOR, make_settings, row, split_of
@@ -239,3 +240,79 @@ def test_classifier_probabilities_sum_to_one_in_v2_tensor(classifier: TestClient
     probabilities = body["outputs"][1]
     assert probabilities["shape"] == [1, 2]
     assert math.isclose(sum(probabilities["data"]), 1.0)
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def test_invocations_accepts_csv_as_mlflow_models_serve_does(client: TestClient) -> None:
+    records = [row(), row(hr=3, hum=None), row(weather="snow", season=4)]
+    expected = client.post("/predict", json={"records": records}).json()["predictions"]
+    frame = pd.DataFrame(records)  # hum becomes NaN: written as an empty field
+    response = client.post(
+        "/invocations", content=_csv(frame), headers={"content-type": CONTENT_TYPE_CSV}
+    )
+    assert response.status_code == 200, response.text
+    np.testing.assert_allclose(response.json()["predictions"], expected, rtol=1e-12)
+
+
+def test_csv_integer_column_written_as_floats_by_pandas_is_read(client: TestClient) -> None:
+    frame = pd.DataFrame([row(hr=3), row(hr=5)]).astype({"hr": "float64"})  # "3.0"
+    response = client.post(
+        "/invocations", content=_csv(frame), headers={"content-type": "text/csv; charset=utf-8"}
+    )
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        (b"", "csv", "header row"),
+        (b"temp,hum,hr,season,weather\n", "csv", "empty"),
+        (b"temp,hum,hr,season\n21.5,0.4,8,2\n", "csv.header", "missing columns ['weather']"),
+        (b"temp,hum,hr,season,weather\n21.5,0.4,8,2\n", "csv.data[0]", "expected 5 values"),
+        (
+            b"temp,hum,hr,season,weather\n21.5,0.4,8,2,clear\nwarm,0.4,8,2,clear\n",
+            "csv.temp[1]",
+            "'warm' is not a double",
+        ),
+        (b"temp,hum,hr,season,weather\n21.5,0.4,8.5,2,clear\n", "csv.hr[0]", "not a long"),
+        (b'temp,hum,hr,season,weather\n21.5,0.4,8,2,"clear\n', "csv", "malformed CSV"),
+        (b"temp,hum,hr,season,weather\n21.5,0.4,8,2,\xff\n", "csv", "not UTF-8"),
+    ],
+    ids=[
+        "empty",
+        "header only",
+        "missing column",
+        "short row",
+        "text in a number",
+        "fraction in an integer",
+        "unterminated quote",
+        "not utf-8",
+    ],
+)
+def test_bad_csv_gets_400_naming_the_problem(
+    client: TestClient, body: bytes, field: str, words: str
+) -> None:
+    response = client.post("/invocations", content=body, headers={"content-type": "text/csv"})
+    assert response.status_code == 400
+    assert response.json()["field"] == field
+    assert words in response.json()["message"]
+
+
+def test_required_value_missing_in_csv_names_the_cell(client: TestClient) -> None:
+    body = b"temp,hum,hr,season,weather\n21.5,0.4,8,2,clear\n,0.4,8,2,clear\n"
+    response = client.post("/invocations", content=body, headers={"content-type": "text/csv"})
+    assert response.status_code == 400
+    assert response.json()["field"] == "csv.temp[1]"
+
+
+def test_invocations_refuses_other_content_types_with_415(client: TestClient) -> None:
+    response = client.post(
+        "/invocations", content=b"<rows/>", headers={"content-type": "application/xml"}
+    )
+    assert response.status_code == 415
+    assert response.json()["field"] == "content-type"
+    assert "text/csv" in response.json()["message"]

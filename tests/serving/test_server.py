@@ -16,6 +16,7 @@ import httpx
 import mlflow
 import numpy as np
 import pytest
+from mlflow.pyfunc.scoring_server import CONTENT_TYPE_CSV
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
 from serving.prediction_log import read_prediction_log
@@ -77,6 +78,21 @@ def test_mlflow_scoring_client_gets_the_in_process_predictions(
     served = ScoringServerClient("127.0.0.1", server.port).invoke(frame).get_predictions()
     model = mlflow.sklearn.load_model(f"models:/{REGRESSOR}@champion")
     np.testing.assert_allclose(np.asarray(served).ravel(), model.predict(frame), rtol=1e-9)
+
+
+def test_csv_body_over_loopback_gets_the_in_process_predictions(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.tracking_uri)
+    frame = synthetic_frame().drop(columns=["demand", "churned"]).head(40)  # with NaN gaps
+    response = httpx.post(
+        f"{server.url}/invocations",
+        content=frame.to_csv(index=False),
+        headers={"content-type": CONTENT_TYPE_CSV},
+    )
+    assert response.status_code == 200, response.text
+    model = mlflow.sklearn.load_model(f"models:/{REGRESSOR}@champion")
+    np.testing.assert_allclose(response.json()["predictions"], model.predict(frame), rtol=1e-9)
 
 
 def test_liveness_answers_without_a_token(server: Server) -> None:
