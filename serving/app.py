@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
+from prefect_mlops.errors import ConfigError
 from serving.auth import require_token
 from serving.errors import InputError, ServingError
 from serving.metrics import ServiceMetrics
@@ -97,7 +98,13 @@ async def _resolve_token(settings: ServeSettings) -> bytes | None:
     if settings.token_secret_block:
         from prefect.blocks.system import Secret
 
-        secret = await Secret.aload(settings.token_secret_block)
+        try:
+            secret = await Secret.aload(settings.token_secret_block)
+        except ValueError as exc:  # fail closed, naming the setting: never serve without auth
+            raise ConfigError(
+                f"MLOPS_SERVE_TOKEN_SECRET_BLOCK: Prefect Secret block "
+                f"{settings.token_secret_block!r} cannot be loaded: {exc}"
+            ) from exc
         return str(secret.get()).encode()
     return None
 
