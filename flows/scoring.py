@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.runtime import flow_run
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from prefect_mlops.config import SourceConfig
 from prefect_mlops.settings import Settings
@@ -17,6 +17,7 @@ from tasks.score import (
     enforce_scoring_gate,
     publish_scoring_summary,
     resolve_model,
+    same_sqlite_file,
     score_source,
     validate_source,
 )
@@ -32,6 +33,15 @@ class ScoringParams(BaseModel):
     chunk_rows: int = Field(default=50_000, ge=1, description="rows held in memory at once")
     log_predictions: bool = Field(default=True, description="append to the prediction log")
     log_url: str | None = Field(default=None, description="SQLAlchemy URL of the log")
+
+    @model_validator(mode="after")
+    def _check_sqlite_files(self) -> ScoringParams:
+        if same_sqlite_file(self.source, self.destination):
+            raise ValueError(
+                "destination.url is the SQLite file of source.url: SQLite cannot commit "
+                "predictions while the source is still being read; write to another file"
+            )
+        return self
 
 
 @flow(name="batch-scoring", description="Score a dataset with the champion model in chunks.")

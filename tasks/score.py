@@ -64,6 +64,16 @@ class ScoringSummary(BaseModel):
     logged: bool
 
 
+def same_sqlite_file(source: SourceConfig, destination: DestinationConfig) -> bool:
+    """Whether both ends are one SQLite database file (read and written at once: locked)."""
+    if source.kind != "sql" or destination.kind != "sql":
+        return False
+    ends = [sa.engine.make_url(str(u)) for u in (source.url, destination.url)]
+    if not all(u.get_backend_name() == "sqlite" and u.database for u in ends):
+        return False
+    return Path(str(ends[0].database)).resolve() == Path(str(ends[1].database)).resolve()
+
+
 def iter_chunks(source: SourceConfig, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The source, `chunk_rows` rows at a time (never the whole of it in memory)."""
     if source.kind == "csv":
@@ -73,19 +83,28 @@ def iter_chunks(source: SourceConfig, chunk_rows: int) -> Iterator[pd.DataFrame]
             yield batch.to_pandas()
     else:
         engine = sa.create_engine(str(source.url))
-        query = source.query or sa.table(str(source.table)).select()
-        with engine.connect() as connection:
-            yield from pd.read_sql(query, connection, chunksize=chunk_rows)
+        query = source.query or sa.select(sa.literal_column("*")).select_from(
+            sa.table(str(source.table))
+        )
+        try:
+            with engine.connect() as connection:
+                yield from pd.read_sql(query, connection, chunksize=chunk_rows)
+        finally:
+            engine.dispose()
 
 
 @contextmanager
 def open_writer(destination: DestinationConfig) -> Iterator[Any]:
-    """A `write(frame)` callable appending chunks; files appear only when complete."""
+    """A `write(frame)` callable appending chunks; files appear, rows commit, only when complete."""
     if destination.kind == "sql":
         engine = sa.create_engine(str(destination.url))
-        yield lambda frame: frame.to_sql(
-            str(destination.table), engine, if_exists="append", index=False
-        )
+        try:
+            with engine.begin() as connection:  # one transaction: all chunks or none
+                yield lambda frame: frame.to_sql(
+                    str(destination.table), connection, if_exists="append", index=False
+                )
+        finally:
+            engine.dispose()
         return
     final = Path(str(destination.path))
     final.parent.mkdir(parents=True, exist_ok=True)

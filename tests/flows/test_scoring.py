@@ -8,6 +8,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 
 from flows.scoring import ScoringParams, scoring_flow
@@ -84,3 +85,63 @@ def test_invalid_input_stops_scoring_before_anything_is_written(
     with pytest.raises(DataValidationError, match="scoring data validation failed"):
         scoring_flow(_params(fast_config_path, tmp_path / "input.csv", tmp_path / "out.parquet"))
     assert not (tmp_path / "out.parquet").exists()
+
+
+def _sqlite(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def test_sql_source_scored_in_chunks_into_a_sql_table_and_the_sql_log(
+    champion, settings, fast_config_path, bikeshare, tmp_path
+) -> None:
+    model, schema = champion
+    rows = bikeshare.drop(columns=["bikers"]).head(1000)
+    source, destination, log = (_sqlite(tmp_path / f"{n}.db") for n in ("src", "dst", "log"))
+    rows.to_sql("hours", sa.create_engine(source), index=False)
+    params = ScoringParams(
+        config_path=str(fast_config_path),
+        source=SourceConfig(kind="sql", url=source, table="hours"),
+        destination=DestinationConfig(kind="sql", url=destination, table="scored"),
+        chunk_rows=400,
+        log_url=log,
+    )
+    summary = scoring_flow(params)
+    scored = pd.read_sql_table("scored", sa.create_engine(destination))
+    logged = read_prediction_log(url=log)
+    assert (summary.rows, summary.chunks, summary.output) == (1000, 3, f"{destination}#scored")
+    assert len(scored) == 1000 and set(scored["model_version"]) == {"1"}
+    np.testing.assert_allclose(scored["prediction"], model.predict(rows[schema.features]))
+    assert len(logged) == 1000 and set(logged["model_version"]) == {"1"}
+    assert logged["request_id"].nunique() == 3  # one log entry per chunk
+
+
+def test_sql_query_source_appends_to_an_existing_table(
+    champion, settings, fast_config_path, bikeshare, tmp_path
+) -> None:
+    source, destination = _sqlite(tmp_path / "crm.db"), _sqlite(tmp_path / "warehouse.db")
+    rows = bikeshare.drop(columns=["bikers"]).head(600)
+    rows.to_sql("hours", sa.create_engine(source), index=False)
+    params = ScoringParams(
+        config_path=str(fast_config_path),
+        source=SourceConfig(kind="sql", url=source, query="SELECT * FROM hours WHERE season = 1"),
+        destination=DestinationConfig(kind="sql", url=destination, table="scored"),
+        chunk_rows=250,
+    )
+    first = scoring_flow(params)
+    scoring_flow(params)
+    scored = pd.read_sql_table("scored", sa.create_engine(destination))
+    assert first.rows == int((rows["season"] == 1).sum()) > 250
+    assert len(scored) == 2 * first.rows and set(scored["season"]) == {1}
+    log = read_prediction_log(directory=settings.artifact_root / "prediction_log")
+    assert len(log) == 2 * first.rows
+
+
+def test_one_sqlite_file_as_source_and_destination_is_refused_up_front(tmp_path) -> None:
+    url = _sqlite(tmp_path / "warehouse.db")
+    with pytest.raises(ValueError, match=r"destination\.url is the SQLite file of source\.url"):
+        ScoringParams(
+            source=SourceConfig(kind="sql", url=url, table="hours"),
+            destination=DestinationConfig(
+                kind="sql", url=f"sqlite:///{tmp_path}/./warehouse.db", table="scored"
+            ),
+        )
