@@ -70,7 +70,7 @@ def load_version(client: MlflowClient, settings: ServeSettings, version: str) ->
         meta = Model.load(local)
         example = meta.load_input_example(local)
     schema = InputSchema.from_signature(meta.signature, max_rows=settings.max_rows)
-    engine, note = _choose_engine(pipeline, schema, example, settings.use_onnx)
+    engine, note = choose_engine(pipeline, schema, example, settings.use_onnx)
     classes = getattr(pipeline, "classes_", None) if hasattr(pipeline, "predict_proba") else None
     logger.info(
         "loaded %s v%s with the %s engine %s", settings.model_name, version, engine.name, note
@@ -89,9 +89,10 @@ def load_version(client: MlflowClient, settings: ServeSettings, version: str) ->
     )
 
 
-def _choose_engine(
+def choose_engine(
     pipeline: Any, schema: InputSchema, example: Any, use_onnx: bool
 ) -> tuple[Engine, str]:
+    """ONNX when it compiles and reproduces scikit-learn on the example, else scikit-learn; why."""
     fallback = SklearnEngine(pipeline, schema)
     if not use_onnx:
         return fallback, "ONNX disabled by configuration"

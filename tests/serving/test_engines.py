@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import mlflow
@@ -11,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from mlflow.models import infer_signature
 
-from prefect_mlops.config import parse_config
+from prefect_mlops.config import PipelineConfig, parse_config
 from prefect_mlops.results import CandidateSpec
 from serving.app import create_app
 from serving.engines import (
@@ -21,6 +22,7 @@ from serving.engines import (
     compile_onnx,
     frame_to_columns,
 )
+from serving.model import choose_engine
 from serving.schema import InputSchema
 from tasks.features import infer_schema
 from tasks.train import build_model
@@ -167,3 +169,29 @@ def test_served_hist_gradient_boosting_with_datetime_uses_onnx_and_matches_sklea
     pipeline = mlflow.sklearn.load_model("models:/hgb-when/1")
     want = pipeline.predict(rows.astype({"when": "datetime64[ns]"}))
     np.testing.assert_allclose(response.json()["predictions"], want, rtol=1e-9)
+
+
+def test_bikeshare_hist_gradient_boosting_champion_compiles_to_onnx(
+    fast_config: PipelineConfig, bikeshare: pd.DataFrame
+) -> None:
+    schema = infer_schema(bikeshare, fast_config)
+    spec = CandidateSpec(
+        name="hgb", estimator="hist_gradient_boosting", params={"max_iter": 200}, index=0
+    )
+    X = bikeshare[schema.features]
+    model = build_model(spec, schema, 0).fit(X, bikeshare["bikers"])
+    signature = InputSchema.from_signature(infer_signature(X, model.predict(X)))
+    engine = compile_onnx(model, signature, X.head(5))
+    served = engine.predict(frame_to_columns(X, signature)).predictions
+    np.testing.assert_allclose(served, model.predict(X), rtol=1e-9, atol=1e-9)
+
+
+def test_tree_model_onnx_cannot_write_falls_back_to_sklearn_saying_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model, X, schema = _fitted("regression", "hist_gradient_boosting", synthetic_frame())
+    model.set_params(model__loss="poisson").fit(X, synthetic_frame()["demand"])
+    with caplog.at_level(logging.WARNING, logger="serving.model"):
+        engine, note = choose_engine(model, schema, X.head(5), use_onnx=True)
+    assert engine.name == "sklearn"
+    assert "LogLink" in note and "LogLink" in caplog.text
