@@ -92,21 +92,18 @@ def child(mode: str, config_path: str, window_path: str) -> None:
         print(summary.model_dump_json())
     else:  # full: the same Evidently computation on every row, no sampling
         from prefect_mlops.config import load_config
+        from prefect_mlops.monitoring import ScoredRefs
         from prefect_mlops.results import ValidationSummary
-        from tasks.monitor import compute_drift, decide
+        from tasks.monitor import compute_drift, decide, scored_frames
 
-        folder = Path(window_path)
         config = load_config(config_path)
         config = config.model_copy(
             update={"monitoring": config.monitoring.model_copy(update={"max_rows": None})}
         )
-        report, _ = compute_drift(
-            pd.read_parquet(folder / "reference.parquet"),
-            pd.read_parquet(folder / "current-scored.parquet"),
-            config,
-            [],
-            {},
+        reference, current = scored_frames(
+            ScoredRefs.model_validate_json(Path(window_path).read_text())
         )
+        report, *_ = compute_drift(reference, current, config, [], {})
         passed = ValidationSummary(success=True, checkpoint="full", evaluated=0)
         decision = decide(report, passed, config.monitoring)
         print(
@@ -145,7 +142,21 @@ def run() -> dict:
         measure("train", work, env, str(config_path), "")
         summary, seconds, peak = measure("monitor", work, env, str(config_path), str(window))
         folder = Path(summary["report_uri"]).parent
-        full, full_seconds, full_peak = measure("full", work, env, str(config_path), str(folder))
+        scored = work / "scored.json"
+        scored.write_text(
+            json.dumps(
+                {  # what the flow's score_windows wrote (a ScoredRefs)
+                    "reference_uri": summary["reference_snapshot"],
+                    "current_uri": str(folder / "current.parquet"),
+                    "reference_predictions_uri": str(folder / "reference-predictions.parquet"),
+                    "current_predictions_uri": str(folder / "current-predictions.parquet"),
+                    "reference_rows": REFERENCE_ROWS,
+                    "current_rows": WINDOW_ROWS,
+                    "prediction_source": "model",
+                }
+            )
+        )
+        full, full_seconds, full_peak = measure("full", work, env, str(config_path), str(scored))
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -92,10 +92,14 @@ class WindowRef(BaseModel):
 
 
 class ScoredRefs(BaseModel):
-    """Reference and current data with the monitored model's predictions alongside."""
+    """Reference and current data, and the monitored model's predictions of each (one column)."""
 
     reference_uri: str
     current_uri: str
+    reference_predictions_uri: str
+    current_predictions_uri: str | None = Field(
+        default=None, description="unset when the window's logged predictions are used, or none"
+    )
     reference_rows: int
     current_rows: int
     prediction_source: Literal["model", "log", "none"]
@@ -134,6 +138,7 @@ class DriftReport(BaseModel):
     prediction: ColumnDrift | None = None
     quality: QualityChange | None = None
     html_uri: str
+    quality_html_uri: str | None = None
     reference_rows: int
     current_rows: int
     sampled: bool = False
@@ -185,8 +190,10 @@ class DriftSummary(BaseModel):
     schema_problems: list[str] = Field(default_factory=list)
     decision: MonitoringDecision
     report_uri: str | None = None
+    quality_report_uri: str | None = None
     mlflow_run_id: str | None = None
     evidently_snapshot_id: str | None = None
+    evidently_quality_snapshot_id: str | None = None
     events: list[str] = Field(default_factory=list, description="ids of the events emitted")
 
     @property

@@ -74,6 +74,10 @@ LOG_SERVICE_COLUMNS = (
     "date",  # the Parquet log's day partition
 )
 LOG_LABEL = "label"
+# Evidently 0.7's regression preset re-validates every distinct target value once per metric
+# (about 0.4 s per metric at 250k continuous labels), so its report draws a smaller seeded
+# sample. The quality decision itself uses every labelled row.
+QUALITY_REPORT_MAX_ROWS = 50_000
 EVIDENTLY_PROJECT_PREFIX = "mlops"
 
 
@@ -241,33 +245,52 @@ def reference_schema(reference: pd.DataFrame, config: PipelineConfig) -> Feature
 def score_windows(
     model: MonitoredModel, window: WindowRef, config: PipelineConfig, settings: Settings
 ) -> ScoredRefs:
-    """Predict reference and current rows with the monitored version (logged ones as fallback)."""
+    """Predict reference and current rows with the monitored version (logged ones as fallback).
+
+    Only the predictions are written (one column beside the window): the data is already on disk.
+    """
     use_tracking(settings)
     reference = read_parquet(model.snapshot_uri)
     current = read_parquet(window.uri)
     schema = reference_schema(reference, config)
     problems = schema_problems(reference, current, schema.features)
     estimator = mlflow.sklearn.load_model(f"models:/{model.name}/{model.version}")
-    reference[PREDICTION] = estimator.predict(reference[schema.features])
-    source = "model"
+    folder = Path(window.uri).parent
+    reference_predictions = folder / "reference-predictions.parquet"
+    write_predictions(estimator.predict(reference[schema.features]), reference_predictions)
+    source, current_predictions = "model", None
     if not problems:
-        current[PREDICTION] = estimator.predict(current[schema.features])
+        current_predictions = folder / "current-predictions.parquet"
+        write_predictions(estimator.predict(current[schema.features]), current_predictions)
     elif not window.has_logged_predictions:
         source = "none"
     else:
         source = "log"  # the features no longer fit the model: judge what was actually served
-    folder = Path(window.uri).parent
-    reference_uri, current_uri = folder / "reference.parquet", folder / "current-scored.parquet"
-    write_parquet_atomic(reference, reference_uri)
-    write_parquet_atomic(current, current_uri)
     return ScoredRefs(
-        reference_uri=str(reference_uri),
-        current_uri=str(current_uri),
+        reference_uri=model.snapshot_uri,
+        current_uri=window.uri,
+        reference_predictions_uri=str(reference_predictions),
+        current_predictions_uri=str(current_predictions) if current_predictions else None,
         reference_rows=len(reference),
         current_rows=len(current),
         prediction_source=source,
         schema_problems=problems,
     )
+
+
+def write_predictions(values: Any, path: Path) -> None:
+    """Predictions as a one-column Parquet file, row for row with the data they were made on."""
+    write_parquet_atomic(pd.DataFrame({PREDICTION: values}), path)
+
+
+def scored_frames(scored: ScoredRefs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reference and current data with the prediction column each side has."""
+    reference = read_parquet(scored.reference_uri)
+    reference[PREDICTION] = read_parquet(scored.reference_predictions_uri)[PREDICTION].to_numpy()
+    current = read_parquet(scored.current_uri)
+    if scored.current_predictions_uri:
+        current[PREDICTION] = read_parquet(scored.current_predictions_uri)[PREDICTION].to_numpy()
+    return reference, current
 
 
 # --- Evidently -----------------------------------------------------------------------------------
@@ -283,25 +306,28 @@ def sample_rows(frame: pd.DataFrame, max_rows: int | None, seed: int) -> pd.Data
 def data_definition(
     schema: FeatureSchema, columns: list[str], config: PipelineConfig, with_prediction: bool
 ) -> DataDefinition:
-    """Column kinds as the model sees them; target and prediction roles when both are present."""
+    """Column kinds of the drift report as the model sees them (the prediction as its task's)."""
     categorical = [c for c in schema.categorical if c in columns]
     numerical = [c for c in schema.numeric if c in columns]
-    classification = config.task == TaskType.classification
-    extra = [PREDICTION] if with_prediction else []
-    has_target = config.target in columns
-    if classification:
-        categorical += extra + ([config.target] if has_target else [])
-    else:
-        numerical += extra + ([config.target] if has_target else [])
-    roles: dict[str, Any] = {}
-    if with_prediction and has_target:
-        if classification:
-            roles["classification"] = [
+    if with_prediction:
+        (categorical if config.task == TaskType.classification else numerical).append(PREDICTION)
+    return DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
+
+
+def quality_definition(config: PipelineConfig) -> DataDefinition:
+    """Target and prediction roles of the quality report (labelled rows only)."""
+    pair = [config.target, PREDICTION]
+    if config.task == TaskType.classification:
+        return DataDefinition(
+            categorical_columns=pair,
+            classification=[
                 MulticlassClassification(target=config.target, prediction_labels=PREDICTION)
-            ]
-        else:
-            roles["regression"] = [Regression(target=config.target, prediction=PREDICTION)]
-    return DataDefinition(numerical_columns=numerical, categorical_columns=categorical, **roles)
+            ],
+        )
+    return DataDefinition(
+        numerical_columns=pair,
+        regression=[Regression(target=config.target, prediction=PREDICTION)],
+    )
 
 
 def column_drift(column: str, result: Any) -> ColumnDrift:
@@ -328,16 +354,35 @@ def label_metrics(task_type: TaskType, truth: pd.Series, predicted: pd.Series) -
     }
 
 
+def labelled_rows(frame: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:
+    """Target and prediction of the rows whose label has arrived, both of one type.
+
+    Class labels read back from a log come as floats once some are missing (1.0 beside a
+    predicted 1): they take the predictions' integer type, or both sides become text.
+    """
+    if config.target not in frame.columns or PREDICTION not in frame.columns:
+        return pd.DataFrame(columns=[config.target, PREDICTION])
+    known = frame[config.target].notna() & frame[PREDICTION].notna()
+    rows = frame.loc[known, [config.target, PREDICTION]].reset_index(drop=True)
+    labels, predictions = rows[config.target], rows[PREDICTION]
+    if config.task == TaskType.regression or labels.dtype == predictions.dtype:
+        return rows
+    if (
+        pd.api.types.is_integer_dtype(predictions)
+        and pd.api.types.is_float_dtype(labels)
+        and labels.mod(1).eq(0).all()
+    ):
+        return rows.assign(**{config.target: labels.astype(predictions.dtype)})
+    return rows.astype(str)
+
+
 def quality_change(
-    current: pd.DataFrame, config: PipelineConfig, baseline: dict[str, float]
+    labelled: pd.DataFrame, config: PipelineConfig, baseline: dict[str, float]
 ) -> QualityChange | None:
     """The primary metric on labelled rows against the training holdout, if enough labels."""
-    if config.target not in current.columns or PREDICTION not in current.columns:
+    if len(labelled) < config.monitoring.min_labeled_rows:
         return None
-    labeled = current.loc[current[config.target].notna() & current[PREDICTION].notna()]
-    if len(labeled) < config.monitoring.min_labeled_rows:
-        return None
-    found = label_metrics(config.task, labeled[config.target], labeled[PREDICTION])
+    found = label_metrics(config.task, labelled[config.target], labelled[PREDICTION])
     metric = (
         config.gate.primary_metric if config.gate.primary_metric in found else next(iter(found))
     )
@@ -351,15 +396,15 @@ def quality_change(
         current=found[metric],
         baseline=base,
         relative_change=change,
-        labeled_rows=len(labeled),
+        labeled_rows=len(labelled),
         current_metrics=found,
     )
 
 
 def build_report(
-    columns: list[str], with_prediction: bool, with_quality: bool, config: PipelineConfig
+    columns: list[str], with_prediction: bool, config: PipelineConfig
 ) -> tuple[Report, dict[str, ValueDrift], DriftedColumnsCount, ValueDrift | None]:
-    """The Evidently report: per-feature and prediction drift, data summary, quality."""
+    """The Evidently drift report: per-feature and prediction drift, and a data summary."""
     cfg = config.monitoring
     drifts = {
         c: ValueDrift(column=c, method=cfg.drift_method, threshold=cfg.drift_threshold)
@@ -374,11 +419,29 @@ def build_report(
     prediction = ValueDrift(column=PREDICTION) if with_prediction else None
     items: list[Any] = [count, *drifts.values(), *([prediction] if prediction else [])]
     items.append(DataSummaryPreset(columns=[*columns, *([PREDICTION] if with_prediction else [])]))
-    if with_quality:
-        items.append(
-            ClassificationPreset() if config.task == TaskType.classification else RegressionPreset()
-        )
     return Report(items, include_tests=True), drifts, count, prediction
+
+
+def run_quality_report(
+    reference: pd.DataFrame, labelled: pd.DataFrame, config: PipelineConfig
+) -> EvidentlySnapshot:
+    """Evidently's regression or classification preset on labelled rows against the reference.
+
+    A report of its own on the labelled rows' target and prediction, each side a seeded sample
+    of at most `QUALITY_REPORT_MAX_ROWS` rows.
+    """
+    cap, seed = QUALITY_REPORT_MAX_ROWS, config.seed
+    preset = (
+        ClassificationPreset() if config.task == TaskType.classification else RegressionPreset()
+    )
+    definition = quality_definition(config)
+    return Report([preset], include_tests=True).run(
+        Dataset.from_pandas(sample_rows(labelled, cap, seed), data_definition=definition),
+        Dataset.from_pandas(
+            sample_rows(labelled_rows(reference, config), cap, seed), data_definition=definition
+        ),
+        timestamp=datetime.now(UTC),
+    )
 
 
 def compute_drift(
@@ -387,34 +450,32 @@ def compute_drift(
     config: PipelineConfig,
     problems: list[str],
     baseline: dict[str, float],
-    html_path: Path | None = None,
-) -> tuple[DriftReport, EvidentlySnapshot]:
-    """Run Evidently on (a sample of) both sides and wrap what it found."""
+    folder: Path | None = None,
+) -> tuple[DriftReport, EvidentlySnapshot, EvidentlySnapshot | None]:
+    """Run Evidently on (a sample of) both sides and wrap what it found.
+
+    With `folder`, the HTML reports and the snapshots (`report.html`, `evidently-snapshot.json`,
+    and where labels arrived `quality.html`, `evidently-quality.json`) are written there.
+    """
     schema = reference_schema(reference, config)
     broken = {p.split(":", 1)[0] for p in problems}
     columns = [c for c in schema.features if c not in broken]
     with_prediction = PREDICTION in current.columns and PREDICTION in reference.columns
-    quality = quality_change(current, config, baseline)
+    labelled = labelled_rows(current, config)
+    quality = quality_change(labelled, config, baseline)
     cap, seed = config.monitoring.max_rows, config.seed
-    ref_part = sample_rows(
-        reference[[*columns, *_extra(reference, config, with_prediction)]], cap, seed
-    )
-    cur_part = sample_rows(
-        current[[*columns, *_extra(current, config, with_prediction)]], cap, seed
-    )
-    definition = data_definition(
-        schema,
-        [*columns, *([config.target] if config.target in cur_part else [])],
-        config,
-        with_prediction,
-    )
-    report, drifts, count, prediction = build_report(
-        columns, with_prediction, quality is not None, config
-    )
+    extra = [PREDICTION] if with_prediction else []
+    ref_part = sample_rows(reference[[*columns, *extra]], cap, seed)
+    cur_part = sample_rows(current[[*columns, *extra]], cap, seed)
+    definition = data_definition(schema, columns, config, with_prediction)
+    report, drifts, count, prediction = build_report(columns, with_prediction, config)
     snapshot = report.run(
         Dataset.from_pandas(cur_part, data_definition=definition),
         Dataset.from_pandas(ref_part, data_definition=definition),
         timestamp=datetime.now(UTC),
+    )
+    quality_snapshot = (
+        run_quality_report(reference, labelled, config) if quality is not None else None
     )
     context = snapshot.context
     found = [column_drift(c, context.get_metric_result(m)) for c, m in drifts.items()]
@@ -423,8 +484,13 @@ def compute_drift(
         for p in problems
     ]
     drifted = float(context.get_metric_result(count).count.value) + len(problems)
-    if html_path is not None:
-        snapshot.save_html(str(html_path))
+    html = quality_html = None
+    if folder is not None:
+        html = save_snapshot(snapshot, folder, "report.html", "evidently-snapshot.json")
+        if quality_snapshot is not None:
+            quality_html = save_snapshot(
+                quality_snapshot, folder, "quality.html", "evidently-quality.json"
+            )
     return (
         DriftReport(
             columns=found,
@@ -435,35 +501,38 @@ def compute_drift(
                 else None
             ),
             quality=quality,
-            html_uri=str(html_path.resolve()) if html_path else "",
+            html_uri=html or "",
+            quality_html_uri=quality_html,
             reference_rows=len(reference),
             current_rows=len(current),
             sampled=len(ref_part) < len(reference) or len(cur_part) < len(current),
         ),
         snapshot,
+        quality_snapshot,
     )
 
 
-def _extra(frame: pd.DataFrame, config: PipelineConfig, with_prediction: bool) -> list[str]:
-    wanted = [config.target, *([PREDICTION] if with_prediction else [])]
-    return [c for c in wanted if c in frame.columns]
+def save_snapshot(snapshot: EvidentlySnapshot, folder: Path, html: str, data: str) -> str:
+    """An Evidently run as HTML (for people) and snapshot JSON (for the workspace)."""
+    snapshot.save_html(str(folder / html))
+    (folder / data).write_text(snapshot.dumps())
+    return str((folder / html).resolve())
 
 
 @task
 def run_drift_report(
     scored: ScoredRefs, model: MonitoredModel, config: PipelineConfig
 ) -> DriftReport:
-    """Evidently report (HTML and snapshot JSON beside the window): drift, summary, quality."""
-    folder = Path(scored.current_uri).parent
-    report, snapshot = compute_drift(
-        read_parquet(scored.reference_uri),
-        read_parquet(scored.current_uri),
+    """Evidently reports (HTML and snapshot JSON beside the window): drift, summary, quality."""
+    reference, current = scored_frames(scored)
+    report, _, _ = compute_drift(
+        reference,
+        current,
         config,
         scored.schema_problems,
         model.baseline,
-        html_path=folder / "report.html",
+        folder=Path(scored.current_uri).parent,
     )
-    (folder / "evidently-snapshot.json").write_text(snapshot.dumps())
     return report
 
 
@@ -563,6 +632,7 @@ def summarize_monitoring(
         schema_problems=schema_problems or [],
         decision=decision,
         report_uri=report.html_uri if report else None,
+        quality_report_uri=report.quality_html_uri if report else None,
     )
 
 
@@ -614,8 +684,9 @@ def log_monitoring_run(
     folder = Path(report.html_uri).parent
     linked = summary.model_copy(update={"mlflow_run_id": run_id})
     (folder / "summary.json").write_text(linked.model_dump_json(indent=2))
-    for name in ("report.html", "summary.json"):
-        client.log_artifact(run_id, str(folder / name), "monitoring")
+    for name in ("report.html", "quality.html", "summary.json"):
+        if (folder / name).is_file():
+            client.log_artifact(run_id, str(folder / name), "monitoring")
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
     client.set_model_version_tag(
         summary.model_name, summary.model_version, "monitoring.last_run_id", run_id
@@ -631,16 +702,23 @@ def log_monitoring_run(
 
 @task
 def add_to_workspace(summary: DriftSummary, settings: Settings) -> DriftSummary:
-    """Add the Evidently snapshot to the local workspace project of the model (drift over time)."""
+    """Add the Evidently snapshots to the model's local workspace project (drift over time)."""
     from evidently.ui.workspace import Workspace
 
     folder = Path(str(summary.report_uri)).parent
-    snapshot = EvidentlySnapshot.load(str(folder / "evidently-snapshot.json"))
     workspace = Workspace(str(workspace_root(settings)))
     project = ensure_project(workspace, f"{EVIDENTLY_PROJECT_PREFIX}-{summary.model_name}")
     name = f"v{summary.model_version} {summary.window}"
-    ref = workspace.add_run(project.id, snapshot, include_data=False, name=name)
-    return summary.model_copy(update={"evidently_snapshot_id": str(ref.id)})
+    ids = {}
+    for key, data in (
+        ("evidently_snapshot_id", "evidently-snapshot.json"),
+        ("evidently_quality_snapshot_id", "evidently-quality.json"),
+    ):
+        if (folder / data).is_file():
+            snapshot = EvidentlySnapshot.load(str(folder / data))
+            ref = workspace.add_run(project.id, snapshot, include_data=False, name=name)
+            ids[key] = str(ref.id)
+    return summary.model_copy(update=ids)
 
 
 def ensure_project(workspace: Any, name: str) -> Any:
@@ -718,6 +796,12 @@ def markdown_summary(summary: DriftSummary) -> str:
         ),
         ("schema", "; ".join(summary.schema_problems) or "unchanged"),
         ("report", f"[Evidently HTML](file://{summary.report_uri})" if summary.report_uri else "-"),
+        (
+            "quality report",
+            f"[Evidently HTML](file://{summary.quality_report_uri})"
+            if summary.quality_report_uri
+            else "-",
+        ),
         ("MLflow run", summary.mlflow_run_id or "-"),
         ("events", ", ".join(summary.events) or "none"),
     ]

@@ -26,6 +26,7 @@ from tasks.monitor import (
     PREDICTION,
     compute_drift,
     decide,
+    labelled_rows,
     log_frame,
     quality_change,
     sample_rows,
@@ -116,9 +117,9 @@ def test_window_spec_refuses_two_time_bounds() -> None:
 
 def test_quality_needs_enough_labels(config: PipelineConfig) -> None:
     current = pd.DataFrame({"bikers": [1.0, np.nan] * 30, PREDICTION: [2.0] * 60})
-    assert quality_change(current, config, {"rmse": 0.5}) is None  # 30 labels < 50
+    assert quality_change(labelled_rows(current, config), config, {"rmse": 0.5}) is None  # 30 < 50
     current = pd.DataFrame({"bikers": [1.0] * 60, PREDICTION: [2.0] * 60})
-    quality = quality_change(current, config, {"rmse": 0.5})
+    quality = quality_change(labelled_rows(current, config), config, {"rmse": 0.5})
     assert quality is not None
     assert quality.current == pytest.approx(1.0)
     assert quality.relative_change == pytest.approx(1.0)
@@ -130,12 +131,32 @@ def test_drift_of_small_frames_wraps_evidently_results(
     month = pd.to_datetime(bikeshare["timestamp"]).dt.month
     reference = bikeshare.loc[month <= 3].assign(prediction=lambda f: f["bikers"] * 1.0)
     current = bikeshare.loc[month.between(7, 9)].assign(prediction=lambda f: f["bikers"] * 1.0)
-    found, _ = compute_drift(reference.head(600), current.head(600), config, [], {"rmse": 1.0})
+    found, _, quality_snapshot = compute_drift(
+        reference.head(600), current.head(600), config, [], {"rmse": 1.0}
+    )
     by_column = {c.column: c for c in found.columns}
     assert by_column["temp"].drifted and by_column["temp"].method
     assert not by_column["holiday"].drifted
     assert found.prediction is not None and found.prediction.drifted
     assert found.quality is not None and found.quality.current == pytest.approx(0.0)
+    assert quality_snapshot is not None
+
+
+def test_late_class_labels_take_the_type_of_the_predictions() -> None:
+    config = parse_config(
+        fast_config_dict(
+            task="classification",
+            split={"strategy": "random", "test_size": 0.2},
+            gate={"primary_metric": "f1", "thresholds": {}},
+            candidates=[{"name": "logreg", "estimator": "logistic_regression"}],
+        )
+    )
+    current = pd.DataFrame({"bikers": [1.0, np.nan, 0.0], PREDICTION: np.array([1, 1, 0])})
+    rows = labelled_rows(current, config)
+    assert rows["bikers"].tolist() == [1, 0]
+    assert rows["bikers"].dtype == rows[PREDICTION].dtype
+    named = pd.DataFrame({"bikers": ["low", None, "high"], PREDICTION: ["low", "low", "mid"]})
+    assert labelled_rows(named, config)["bikers"].tolist() == ["low", "high"]
 
 
 def test_log_window_reads_recent_rows_of_the_model_with_labels(
