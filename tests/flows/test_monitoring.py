@@ -7,15 +7,18 @@ monitors a current window written as a dataset or a prediction log.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from flows.monitoring import MonitoringParams, monitoring_flow
 from flows.training import TrainingParams, training_flow
+from prefect_mlops.config import load_config
 from prefect_mlops.monitoring import (
     DATA_INVALID,
     DRIFT_DETECTED,
@@ -25,6 +28,7 @@ from prefect_mlops.monitoring import (
     model_resource_id,
 )
 from prefect_mlops.settings import Settings
+from tasks.validate import init_suites
 from tests.conftest import BIKESHARE_CSV, ROOT, fast_config_dict, write_config
 
 MODEL = "bikeshare-demand"
@@ -74,6 +78,56 @@ def monitor(trained: dict, frame: pd.DataFrame, name: str, **window: object):
     return monitoring_flow(MonitoringParams(config_path=str(trained["config"]), window=spec))
 
 
+CHURN = "churn-monitoring"
+
+
+def churn_frame(rows: int, seed: int, shifted: bool = False) -> pd.DataFrame:
+    """A binary churn problem (0/1 labels); `shifted` moves the inputs and flips the relation."""
+    rng = np.random.default_rng(seed)
+    plans = np.array(["basic", "plus", "pro"])
+    frame = pd.DataFrame(
+        {
+            "tenure": rng.gamma(2.0, 6.0 if shifted else 12.0, rows),
+            "spend": rng.normal(65.0 if shifted else 50.0, 15.0, rows),
+            "calls": rng.poisson(2.0, rows),
+            "plan": plans[rng.choice(3, rows, p=[0.2, 0.3, 0.5] if shifted else [0.5, 0.3, 0.2])],
+        }
+    )
+    logit = 1.0 - 0.08 * frame["tenure"] + 0.6 * (frame["calls"] - 2) + (frame["plan"] == "basic")
+    churned = rng.random(rows) < 1 / (1 + np.exp(-logit))
+    frame["churned"] = (~churned if shifted else churned).astype(int)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def classifier(trained: dict) -> dict:
+    """A binary classifier trained by the training flow in the same store, with its own suite."""
+    root = trained["root"]
+    churn_frame(3000, seed=0).to_parquet(root / "churn.parquet", index=False)
+    config = write_config(
+        root / "churn.yaml",
+        fast_config_dict(
+            name="churn",
+            task="classification",
+            target="churned",
+            source={"kind": "parquet", "path": str(root / "churn.parquet")},
+            exclude=[],
+            categorical_features=["plan"],
+            datetime_features=[],
+            split={"strategy": "stratified", "test_size": 0.2},
+            gate={"primary_metric": "f1", "thresholds": {"accuracy": {"min": 0.6}}},
+            candidates=[{"name": "logreg", "estimator": "logistic_regression"}],
+            validation={"suite": "churn", "policy": "fail"},
+            slices=[],
+            registered_model_name=CHURN,
+        ),
+    )
+    init_suites(load_config(config), Settings(), pd.read_parquet(root / "churn.parquet"))
+    result = training_flow(TrainingParams(config_path=str(config)))
+    assert result.promoted
+    return {"root": root, "config": config, "result": result}
+
+
 def test_seasonal_shift_raises_drift_alarm(trained) -> None:
     summer = months(trained["data"], 7, 9)
     summary = monitor(trained, summer, "summer")
@@ -109,7 +163,11 @@ def test_monitoring_run_is_logged_and_linked_to_the_model_version(trained) -> No
     assert run.data.tags["model_version"] == summary.model_version
     assert run.data.metrics["drifted_share"] == pytest.approx(summary.drifted_share)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "monitoring")}
-    assert artifacts == {"monitoring/report.html", "monitoring/summary.json"}
+    assert artifacts == {
+        "monitoring/report.html",
+        "monitoring/quality.html",
+        "monitoring/summary.json",
+    }
     version = client.get_model_version(MODEL, summary.model_version)
     assert version.tags["monitoring.last_run_id"] == summary.mlflow_run_id
     assert summary.evidently_snapshot_id
@@ -210,3 +268,97 @@ def test_no_event_without_a_breach(trained, captured_events) -> None:
     ]
     assert summary.decision.outcome == "ok"
     assert emitted == []
+
+
+def evidently_metrics(summary) -> dict[str, float]:
+    """Single-value results of the run's Evidently snapshot, by metric display name."""
+    import json
+
+    snapshot = json.loads(
+        Path(summary.quality_report_uri).with_name("evidently-quality.json").read_text()
+    )
+    found = {}
+    for result in snapshot["metric_results"].values():
+        value = result.get("value")
+        if isinstance(value, int | float):
+            found[result["display_name"]] = float(value)
+    return found
+
+
+def test_classifier_on_same_data_is_ok_and_quality_is_measured(classifier) -> None:
+    summary = monitor(classifier, churn_frame(1500, seed=1), "churn-same")
+    assert summary.model_name == CHURN
+    assert summary.decision.outcome == "ok", summary.decision.reason
+    assert summary.validation_success is True
+    assert summary.quality is not None
+    assert summary.quality.metric == "f1"
+    assert summary.quality.labeled_rows == 1500
+    assert set(summary.quality.current_metrics) == {"accuracy", "f1"}
+    assert abs(summary.quality.relative_change) < 0.1
+    assert summary.prediction_drift is False
+
+
+def test_classifier_quality_loss_and_drift_raise_both_alarms(classifier) -> None:
+    summary = monitor(classifier, churn_frame(1500, seed=2, shifted=True), "churn-shifted")
+    assert summary.decision.outcome == "alarm"
+    assert {DRIFT_DETECTED, PERFORMANCE_DEGRADED} <= set(summary.decision.events)
+    assert {"tenure", "spend", "plan"} <= set(summary.drifted_columns)
+    assert "calls" not in summary.drifted_columns
+    assert summary.quality is not None and summary.quality.relative_change > 0.5
+    # Evidently's ClassificationPreset scored the same labelled rows as the summary
+    evidently = evidently_metrics(summary)
+    accuracy = next(v for k, v in evidently.items() if k.startswith("Accuracy"))
+    assert accuracy == pytest.approx(summary.quality.current_metrics["accuracy"])
+
+
+def test_classifier_quality_uses_the_labels_that_have_arrived(classifier) -> None:
+    window = churn_frame(1500, seed=1)
+    window["churned"] = window["churned"].astype("float").mask(window.index % 5 < 2)  # 40% late
+    summary = monitor(classifier, window, "churn-partly-labelled")
+    assert summary.quality is not None
+    assert summary.labeled_rows == summary.quality.labeled_rows == 900
+    assert summary.quality.current_metrics["accuracy"] > 0.6
+    assert summary.decision.outcome == "ok", summary.decision.reason
+
+
+def test_window_is_read_from_a_sql_prediction_log(trained, tmp_path: Path) -> None:
+    from serving.prediction_log import FeedbackRecord, PredictionRecord, SqlStore
+
+    summer = months(trained["data"], 7, 9).head(600)
+    url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    now = time.time()
+
+    def logged(request: str, rows: pd.DataFrame, age_hours: float) -> PredictionRecord:
+        return PredictionRecord(
+            request_id=request,
+            timestamp=now - age_hours * 3600,
+            model_name=MODEL,
+            model_version="1",
+            columns={c: rows[c].tolist() for c in FEATURES},
+            predictions=np.full(len(rows), 100.0),
+            probabilities=None,
+        )
+
+    batches = [summer.iloc[start : start + 100] for start in range(0, len(summer), 100)]
+    store = SqlStore(url)
+    store.append_predictions(
+        [logged(f"r{i}", rows, age_hours=1) for i, rows in enumerate(batches)]
+        + [logged("last-week", months(trained["data"], 1, 3).head(300), age_hours=24 * 7)]
+    )
+    store.append_feedback(  # labels have arrived for the first four requests only
+        [
+            FeedbackRecord(f"r{i}", row, label, now)
+            for i, rows in enumerate(batches[:4])
+            for row, label in enumerate(rows["bikers"].tolist())
+        ]
+    )
+    spec = WindowSpec(log_url=url, hours=24)
+    summary = monitoring_flow(MonitoringParams(config_path=str(trained["config"]), window=spec))
+    assert summary.window == "prediction log: last 24 hours"
+    assert summary.current_rows == 600
+    assert summary.labeled_rows == 400
+    assert summary.validation_success is True
+    assert summary.decision.outcome == "alarm"
+    assert {"temp", "atemp", "season"} <= set(summary.drifted_columns)
+    assert summary.quality is not None and summary.quality.labeled_rows == 400
+    assert summary.quality_report_uri and Path(summary.quality_report_uri).is_file()
