@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import filecmp
+import gc
 import logging
 import shutil
+import weakref
 from pathlib import Path
 from uuid import UUID
 
@@ -96,6 +98,19 @@ def test_bikeshare_passes_its_training_checkpoint(
     assert summary.data_docs_url.endswith("/index.html")
     assert Path(summary.data_docs_url.removeprefix("file://")).is_file()
     assert not gx_settings.quarantine_dir.exists()
+
+
+def test_validation_does_not_keep_the_frame_alive(
+    bikeshare: pd.DataFrame, config: PipelineConfig, gx_settings: Settings
+) -> None:
+    # GX's process-wide context caches every batch it loads; a 1M-row frame would stay pinned.
+    frame = bikeshare.head(500).copy()
+    alive = weakref.ref(frame)
+    summary = validate_frame(frame, config, gx_settings, "scoring", batch_id="pinned")
+    assert summary.success, summary.describe()
+    del frame
+    gc.collect()
+    assert alive() is None
 
 
 @pytest.mark.parametrize("months", [(1, 2, 3), (10, 11, 12)], ids=["jan-mar", "oct-dec"])
