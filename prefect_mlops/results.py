@@ -30,6 +30,10 @@ class FeatureSchema(BaseModel):
     def features(self) -> list[str]:
         return [*self.numeric, *self.categorical, *self.datetime]
 
+    def columns(self, *extra: str) -> list[str]:
+        """Features, target and `extra` columns, each once: what a task needs to read."""
+        return list(dict.fromkeys([*self.features, self.target, *extra]))
+
 
 class SplitRefs(BaseModel):
     """The train and holdout parts of a snapshot, written beside it."""

@@ -20,7 +20,7 @@ from prefect_mlops.metrics import classification_metrics, regression_metrics, sc
 from prefect_mlops.results import Evaluation, FeatureSchema, SplitRefs
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import mlflow_client
-from tasks.io import read_parquet
+from tasks.io import read_parquet, release_memory
 
 MIN_SLICE_ROWS = 10
 IMPORTANCE_SAMPLE_ROWS = 2000
@@ -136,7 +136,7 @@ def importance_figure(importance: pd.Series) -> Figure:
     return fig
 
 
-@task
+@task(on_completion=[release_memory], on_failure=[release_memory])
 def evaluate_model(
     model: Pipeline,
     split: SplitRefs,
@@ -146,7 +146,7 @@ def evaluate_model(
     settings: Settings,
 ) -> Evaluation:
     """Score the fitted model on the holdout and log metrics, slices and plots to MLflow."""
-    holdout = read_parquet(split.holdout_uri)
+    holdout = read_parquet(split.holdout_uri, columns=schema.columns(*config.slices))
     predictions = predict(model, holdout, schema)  # once: metrics, slices and plots share it
     truth = holdout[schema.target]
     evaluation = Evaluation(

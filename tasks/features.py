@@ -13,7 +13,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.errors import DataQualityError
 from prefect_mlops.results import FeatureSchema, Snapshot
-from tasks.io import read_parquet
+from tasks.io import read_parquet, release_memory
 
 DATETIME_PARTS = ("month", "day", "dayofweek", "hour")
 
@@ -123,7 +123,7 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(str).where(frame.notna(), np.nan)
 
 
-@task
+@task(on_completion=[release_memory], on_failure=[release_memory])
 def derive_schema(snapshot: Snapshot, config: PipelineConfig) -> FeatureSchema:
     """Infer the feature schema of a snapshot and refuse data that cannot be trained on."""
     frame = read_parquet(snapshot.uri)

@@ -12,7 +12,7 @@ from prefect import task
 from prefect_mlops.config import SourceConfig, WindowConfig
 from prefect_mlops.errors import IngestError
 from prefect_mlops.results import Snapshot
-from tasks.io import IO_RETRY_DELAYS, retry_transient, write_parquet_atomic
+from tasks.io import IO_RETRY_DELAYS, release_memory, retry_transient, write_parquet_atomic
 
 
 def read_source(source: SourceConfig) -> pd.DataFrame:
@@ -77,7 +77,13 @@ def recent_rows(frame: pd.DataFrame, window: WindowConfig) -> pd.DataFrame:
     return frame.loc[clock > start].reset_index(drop=True)
 
 
-@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+@task(
+    retries=2,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=retry_transient,
+    on_completion=[release_memory],
+    on_failure=[release_memory],
+)
 def snapshot_source(
     source: SourceConfig, snapshot_dir: Path, window: WindowConfig | None = None
 ) -> Snapshot:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import os
 import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from prefect_mlops.errors import MlopsError
 
@@ -36,5 +41,31 @@ def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
 
 
 def read_parquet(uri: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a snapshot or split written by this package."""
+    """Read a snapshot or split written by this package (only `columns`, when given)."""
     return pd.read_parquet(uri, columns=columns)
+
+
+def read_parquet_head(uri: str, rows: int, columns: list[str] | None = None) -> pd.DataFrame:
+    """The first `rows` rows of a Parquet file, without reading the rest of it."""
+    batches = pq.ParquetFile(uri).iter_batches(batch_size=rows, columns=columns)
+    return next(batches).to_pandas()
+
+
+@cache
+def _libc() -> Any:
+    name = ctypes.util.find_library("c")
+    library = ctypes.CDLL(name) if name else None
+    return library if library is not None and hasattr(library, "malloc_trim") else None
+
+
+def release_memory(*_: Any) -> None:
+    """Give the heap that a data-heavy task freed back to the operating system.
+
+    glibc keeps freed memory in per-thread arenas, so after a task on a worker thread drops a
+    large frame the process still holds it and the next task's peak stacks on top (Dask's
+    workers trim for the same reason). Usable as a Prefect state hook; a no-op off glibc.
+    """
+    gc.collect()
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)

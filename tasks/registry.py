@@ -30,7 +30,13 @@ from prefect_mlops.results import (
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import mlflow_client, use_tracking
 from tasks.evaluate import holdout_metrics
-from tasks.io import IO_RETRY_DELAYS, read_parquet, retry_transient
+from tasks.io import (
+    IO_RETRY_DELAYS,
+    read_parquet,
+    read_parquet_head,
+    release_memory,
+    retry_transient,
+)
 from tasks.track import lineage_tags
 
 CHAMPION = "champion"
@@ -92,7 +98,7 @@ def log_model(
 ) -> LoggedModel:
     """Log the fitted pipeline to the run with signature, input example and skops format."""
     use_tracking(settings)
-    example = read_parquet(split.holdout_uri)[schema.features].head(5)
+    example = read_parquet_head(split.holdout_uri, 5, columns=schema.features)
     info = log_sklearn_model(model, example, run_id)
     return LoggedModel(model_uri=info.model_uri, run_id=run_id, model_id=info.model_id)
 
@@ -106,7 +112,7 @@ def verify_model_loads(
     settings: Settings,
 ) -> GateCheck:
     """Load the logged model back through MLflow and check it predicts like the fitted one."""
-    example = read_parquet(split.holdout_uri)[schema.features].head(20)
+    example = read_parquet_head(split.holdout_uri, 20, columns=schema.features)
     rule = "logged model loads and reproduces predictions"
     use_tracking(settings)
     try:
@@ -124,7 +130,7 @@ def verify_model_loads(
     return GateCheck(rule=rule, passed=bool(same), detail=detail)
 
 
-@task
+@task(on_completion=[release_memory], on_failure=[release_memory])
 def score_champion(
     name: str, split: SplitRefs, schema: FeatureSchema, settings: Settings
 ) -> ChampionScore | None:
@@ -133,7 +139,7 @@ def score_champion(
     if version is None:
         return None
     use_tracking(settings)
-    holdout = read_parquet(split.holdout_uri)
+    holdout = read_parquet(split.holdout_uri, columns=schema.columns())
     try:
         champion = mlflow.sklearn.load_model(f"models:/{name}/{version}")
         metrics = holdout_metrics(champion, holdout, schema)

@@ -12,7 +12,7 @@ from sklearn.model_selection import train_test_split
 from prefect_mlops.config import SplitConfig
 from prefect_mlops.errors import DataQualityError
 from prefect_mlops.results import Snapshot, SplitRefs
-from tasks.io import read_parquet, write_parquet_atomic
+from tasks.io import read_parquet, release_memory, write_parquet_atomic
 
 
 def split_frame(
@@ -41,7 +41,7 @@ def split_frame(
     return train.reset_index(drop=True), holdout.reset_index(drop=True)
 
 
-@task
+@task(on_completion=[release_memory], on_failure=[release_memory])
 def split_snapshot(
     snapshot: Snapshot, split: SplitConfig, target: str, seed: int, split_dir: Path
 ) -> SplitRefs:

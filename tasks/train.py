@@ -27,7 +27,7 @@ from prefect_mlops.results import CandidateScore, CandidateSpec, FeatureSchema, 
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import mlflow_client
 from tasks.features import build_preprocessor
-from tasks.io import read_parquet, retry_transient
+from tasks.io import read_parquet, release_memory, retry_transient
 
 ESTIMATORS: dict[TaskType, dict[str, type[BaseEstimator]]] = {
     TaskType.regression: {
@@ -121,7 +121,14 @@ def plan_candidates(config: PipelineConfig) -> list[CandidateSpec]:
 CANDIDATE_TAG = "mlops-candidate"
 
 
-@task(retries=1, retry_delay_seconds=[2], retry_condition_fn=retry_transient, tags=[CANDIDATE_TAG])
+@task(
+    retries=1,
+    retry_delay_seconds=[2],
+    retry_condition_fn=retry_transient,
+    tags=[CANDIDATE_TAG],
+    on_completion=[release_memory],
+    on_failure=[release_memory],
+)
 def score_candidate(
     spec: CandidateSpec,
     split: SplitRefs,
@@ -131,7 +138,7 @@ def score_candidate(
     settings: Settings,
 ) -> CandidateScore:
     """Cross-validate one candidate and record it as a nested MLflow run."""
-    train = read_parquet(split.train_uri)
+    train = read_parquet(split.train_uri, columns=schema.columns())
     metric = config.gate.primary_metric
     started = time.perf_counter()
     # Candidates run side by side on worker threads: one OpenMP thread each, or they thrash.
@@ -172,10 +179,10 @@ def score_candidate(
     )
 
 
-@task
+@task(on_completion=[release_memory], on_failure=[release_memory])
 def fit_model(spec: CandidateSpec, split: SplitRefs, schema: FeatureSchema, seed: int) -> Pipeline:
     """Refit the chosen candidate on the whole training part."""
-    train = read_parquet(split.train_uri)
+    train = read_parquet(split.train_uri, columns=schema.columns())
     model = build_model(spec, schema, seed)
     model.fit(train[schema.features], train[schema.target])
     return model
