@@ -66,8 +66,12 @@ def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult: 
     snapshot = snapshot_source(config.source, settings.snapshot_dir, window)
     validation = validate_snapshot(snapshot, config, settings)
     enforce_data_gate(validation, config.validation.policy)
-    schema = derive_schema(snapshot, config)
-    split = split_snapshot(snapshot, config.split, config.target, config.seed, settings.split_dir)
+    # Independent steps run side by side: schema || split, then evaluate || log || champion.
+    schema_future = derive_schema.submit(snapshot, config)
+    split_future = split_snapshot.submit(
+        snapshot, config.split, config.target, config.seed, settings.split_dir
+    )
+    schema, split = schema_future.result(), split_future.result()  # the schema's error first
     run_id = start_training_run(config, snapshot, validation, split, params.reason, settings)
 
     specs = plan_candidates(config)
@@ -82,11 +86,11 @@ def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult: 
     publish_leaderboard(scores, config)
     best = pick_best(scores)
     model = fit_model(best.spec, split, schema, config.seed)
-    evaluation = evaluate_model(model, split, schema, config, run_id, settings)
-
+    evaluation_future = evaluate_model.submit(model, split, schema, config, run_id, settings)
+    champion_future = score_champion.submit(config.registered_model_name, split, schema, settings)
     logged = log_model(model, split, schema, run_id, settings)
     load_check = verify_model_loads(logged, model, split, schema, settings)
-    champion = score_champion(config.registered_model_name, split, schema, settings)
+    evaluation, champion = evaluation_future.result(), champion_future.result()
     decision = decide_gate(evaluation, champion, load_check, config.gate)
     publish_gate_decision(decision, config)
     enforce_model_gate(decision)
