@@ -5,6 +5,8 @@ size; both sides read the same Parquet file, run the same candidates with the sa
 cross-validation, refit the best and score the holdout. Each side runs in its own process, side by
 side in one run, so wall time and peak memory (max RSS) are comparable. The flow talks to a real
 `prefect server` on loopback started once for the benchmark (the steady state of a deployment).
+The flow runs twice: candidates side by side (the default, one per core) and one at a time
+(`tuning.parallel_candidates: 1`, each candidate on every core, memory of one candidate).
 
     python -m bench.training                 # 10k, 100k, 1M rows
     python -m bench.training --rows 10000    # one size
@@ -13,7 +15,6 @@ side in one run, so wall time and peak memory (max RSS) are comparable. The flow
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -23,7 +24,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -156,22 +156,6 @@ def measure(mode: str, config_path: Path, env: dict[str, str]) -> dict[str, floa
     return {"seconds": seconds, "peak_mib": peak, "rmse": metrics["rmse"]}
 
 
-@contextlib.contextmanager
-def candidate_limit(api_url: str, limit: int) -> Iterator[None]:
-    """A Prefect tag concurrency limit on candidate tasks, for the memory-bounded variant."""
-    from prefect.client.orchestration import get_client
-
-    from tasks.train import CANDIDATE_TAG
-
-    os.environ["PREFECT_API_URL"] = api_url
-    with get_client(sync_client=True) as client:
-        client.create_concurrency_limit(tag=CANDIDATE_TAG, concurrency_limit=limit)
-        try:
-            yield
-        finally:
-            client.delete_concurrency_limit_by_tag(tag=CANDIDATE_TAG)
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -228,10 +212,13 @@ def run(sizes: list[int]) -> list[dict]:
             data = case / "data.parquet"
             synthesise(rows).to_parquet(data, index=False)
             config_path, env = prepare_case(case, bench_config(data), data, api_url, base_env)
+            sequential = bench_config(data)
+            sequential["tuning"]["parallel_candidates"] = 1
+            seq_path = case / "config-sequential.yaml"
+            seq_path.write_text(yaml.safe_dump(sequential))
             bare = measure("bare", config_path, env)
             flow = measure("flow", config_path, env)
-            with candidate_limit(api_url, 1):
-                flow_seq = measure("flow", config_path, env)
+            flow_seq = measure("flow", seq_path, env)
             row = {
                 "rows": rows,
                 "bare_s": bare["seconds"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from prefect import flow, unmapped
+from prefect import flow
 from prefect.client.schemas.objects import FlowRun
 from prefect.flows import Flow
 from prefect.states import State
@@ -30,7 +30,7 @@ from tasks.registry import (
 from tasks.report import publish_gate_decision, publish_leaderboard, publish_training_summary
 from tasks.split import split_snapshot
 from tasks.track import fail_open_runs, finish_training_run, start_training_run
-from tasks.train import fit_model, pick_best, plan_candidates, score_candidate
+from tasks.train import cross_validate_candidates, fit_model, pick_best, plan_candidates
 from tasks.validate import enforce_data_gate, validate_snapshot
 
 
@@ -75,14 +75,7 @@ def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult: 
     run_id = start_training_run(config, snapshot, validation, split, params.reason, settings)
 
     specs = plan_candidates(config)
-    scores = score_candidate.map(
-        specs,
-        unmapped(split),
-        unmapped(schema),
-        unmapped(config),
-        unmapped(run_id),
-        unmapped(settings),
-    ).result()
+    scores = cross_validate_candidates(specs, split, schema, config, run_id, settings)
     publish_leaderboard(scores, config)
     best = pick_best(scores)
     model = fit_model(best.spec, split, schema, config.seed)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import os
 import time
 
 import numpy as np
 from mlflow.entities import Metric, Param
-from prefect import task
+from prefect import task, unmapped
 from sklearn import ensemble, linear_model
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import (
@@ -121,6 +122,38 @@ def plan_candidates(config: PipelineConfig) -> list[CandidateSpec]:
 CANDIDATE_TAG = "mlops-candidate"
 
 
+def candidate_waves(specs: list[CandidateSpec], parallel: int) -> list[list[CandidateSpec]]:
+    """The candidates in groups of at most `parallel`, in their planned order."""
+    return [specs[start : start + parallel] for start in range(0, len(specs), parallel)]
+
+
+def cross_validate_candidates(
+    specs: list[CandidateSpec],
+    split: SplitRefs,
+    schema: FeatureSchema,
+    config: PipelineConfig,
+    parent_run_id: str,
+    settings: Settings,
+) -> list[CandidateScore]:
+    """Fan the candidates out as Prefect tasks, `tuning.parallel_candidates` at a time."""
+    cores = os.cpu_count() or 1
+    parallel = min(config.tuning.parallel_candidates or cores, len(specs))
+    threads = max(1, cores // parallel)
+    scores: list[CandidateScore] = []
+    for wave in candidate_waves(specs, parallel):
+        futures = score_candidate.map(
+            wave,
+            unmapped(split),
+            unmapped(schema),
+            unmapped(config),
+            unmapped(parent_run_id),
+            unmapped(settings),
+            unmapped(threads),
+        )
+        scores.extend(futures.result())
+    return scores
+
+
 @task(
     retries=1,
     retry_delay_seconds=[2],
@@ -136,13 +169,14 @@ def score_candidate(
     config: PipelineConfig,
     parent_run_id: str,
     settings: Settings,
+    threads: int = 1,
 ) -> CandidateScore:
     """Cross-validate one candidate and record it as a nested MLflow run."""
     train = read_parquet(split.train_uri, columns=schema.columns())
     metric = config.gate.primary_metric
     started = time.perf_counter()
-    # Candidates run side by side on worker threads: one OpenMP thread each, or they thrash.
-    with threadpool_limits(limits=1, user_api="openmp"):
+    # Candidates side by side on worker threads share the cores, or their OpenMP threads thrash.
+    with threadpool_limits(limits=threads, user_api="openmp"):
         cv = cross_validate(
             build_model(spec, schema, config.seed),
             train[schema.features],
