@@ -144,14 +144,24 @@ def deploy(
 @app.command()
 def simulate(
     workdir: Annotated[Path | None, typer.Option(help="landing data, config and log")] = None,
+    replay_rows: Annotated[
+        int | None,
+        typer.Option(min=100, help="replay at most this many hours of Jul-Sep (default: all)"),
+    ] = None,
 ) -> None:
     """Replay the seasons: train on Jan-Mar, serve, replay Jul-Sep, see drift retrain the model."""
     from prefect_mlops.simulate import run_simulation
 
     try:
-        run_simulation(workdir=workdir)
+        result = run_simulation(workdir=workdir, replay_rows=replay_rows)
     except MlopsError as exc:
         _fail(exc)
+        return
+    if result.new_champion:
+        typer.echo(
+            f"loop closed: v{result.first_champion} -> v{result.new_champion} champion, "
+            f"served v{result.served_version_after}"
+        )
 
 
 app.command(name="serve")(serve)

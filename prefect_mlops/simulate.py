@@ -183,12 +183,20 @@ def training_deployments() -> list[str]:
     return [d.name for d in found]
 
 
+def replay_sample(rows: pd.DataFrame, limit: int | None, seed: int = 0) -> pd.DataFrame:
+    """At most `limit` rows spread over the whole period (a seeded sample, in time order)."""
+    if limit is None or len(rows) <= limit:
+        return rows
+    return rows.sample(n=limit, random_state=seed).sort_index().reset_index(drop=True)
+
+
 def run_simulation(
     workdir: Path | None = None,
     train_months: tuple[int, int] = (1, 3),
     replay_months: tuple[int, int] = (7, 9),
     recent_days: float = 92,
     fast: bool = True,
+    replay_rows: int | None = None,
     say: Callable[[str], None] = print,
 ) -> SimulationResult:
     """Train on early months, serve, replay later months, monitor, retrain on drift, re-serve.
@@ -199,7 +207,11 @@ def run_simulation(
         train_months, replay_months: inclusive month ranges of 2011.
         recent_days: the training window a drift-triggered retraining uses.
         fast: a small candidate search (seconds) instead of the full bikeshare config.
+        replay_rows: replay at most this many hours, spread over the replayed months (all
+            when unset); fewer rows make a quicker demonstration of the same seasonal shift.
         say: where progress lines go.
+
+    The result is also written to `<workdir>/simulation.json`.
     """
     from flows.monitoring import MonitoringParams, monitoring_flow
     from flows.training import TrainingParams, training_flow
@@ -227,7 +239,7 @@ def run_simulation(
     first_version = first.model_version.version if first.model_version else "?"
     step(f"2. trained {config.registered_model_name} v{first_version} (champion)")
 
-    replayed = months(year, *replay_months)
+    replayed = replay_sample(months(year, *replay_months), replay_rows)
     features = infer_schema(months(year, *train_months), config).features
     log_dir = folder / f"prediction_log-{time.strftime('%Y%m%dT%H%M%S')}"
     with prediction_service(config.registered_model_name, settings, log_dir, step) as url:
@@ -255,17 +267,21 @@ def run_simulation(
         )
         if not summary.alarm:
             step("5. no alarm: nothing to retrain")
-            return result
+            return save_result(result, folder)
 
-        reason = summary.events[0] if summary.events else "simulate: drift"
+        # As the retrain-on-drift trigger words it: the event's name and id
+        reason = " ".join([summary.decision.events[0], *summary.events[:1]])
         deployments = training_deployments()
         if deployments:
             step(
                 f"5. events {summary.decision.events} emitted (ids {summary.events}); the training "
                 f"deployment(s) {deployments} start from their trigger on the server"
             )
-            return result.model_copy(
-                update={"retrained": True, "retrain_reason": reason, "retrain_route": "trigger"}
+            return save_result(
+                result.model_copy(
+                    update={"retrained": True, "retrain_reason": reason, "retrain_route": "trigger"}
+                ),
+                folder,
             )
         step(
             f"5. events {summary.decision.events} emitted; no Prefect server with a training "
@@ -284,7 +300,7 @@ def run_simulation(
             f"(promoted: {retrain.promoted}); champion is v{champion.version}; the service now "
             f"serves v{now_served}"
         )
-    return result.model_copy(
+    final = result.model_copy(
         update={
             "retrained": True,
             "retrain_reason": reason,
@@ -293,6 +309,13 @@ def run_simulation(
             "served_version_after": now_served,
         }
     )
+    return save_result(final, folder)
+
+
+def save_result(result: SimulationResult, folder: Path) -> SimulationResult:
+    """Keep what the replay showed as `simulation.json` beside its data and config."""
+    (folder / "simulation.json").write_text(result.model_dump_json(indent=2))
+    return result
 
 
 def main(argv: list[str] | None = None) -> Any:
