@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from prefect import task
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -13,7 +14,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.errors import DataQualityError
 from prefect_mlops.results import FeatureSchema, Snapshot
-from tasks.io import read_parquet, release_memory
+from tasks.io import release_memory
 
 DATETIME_PARTS = ("month", "day", "dayofweek", "hour")
 
@@ -126,11 +127,13 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
 @task(on_completion=[release_memory], on_failure=[release_memory])
 def derive_schema(snapshot: Snapshot, config: PipelineConfig) -> FeatureSchema:
     """Infer the feature schema of a snapshot and refuse data that cannot be trained on."""
-    frame = read_parquet(snapshot.uri)
-    if config.target not in frame.columns:
+    table = pq.read_table(snapshot.uri)
+    # Types come from the Parquet schema; only the model's columns are converted to check them.
+    layout = table.schema.empty_table().to_pandas()
+    if config.target not in layout.columns:
         raise DataQualityError(
-            f"target column {config.target!r} is absent; columns are {list(frame.columns)}"
+            f"target column {config.target!r} is absent; columns are {list(layout.columns)}"
         )
-    schema = infer_schema(frame, config)
-    check_training_frame(frame, schema)
+    schema = infer_schema(layout, config)
+    check_training_frame(table.select(schema.columns()).to_pandas(), schema)
     return schema

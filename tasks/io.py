@@ -7,11 +7,13 @@ import ctypes.util
 import gc
 import os
 import tempfile
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefect_mlops.errors import MlopsError
@@ -29,11 +31,20 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
     """Write a Parquet file so that readers never see a partial one."""
+    _write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def write_table_atomic(table: pa.Table, path: Path) -> None:
+    """Write an Arrow table as a Parquet file so that readers never see a partial one."""
+    _write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _write_atomic(path: Path, write: Callable[[str], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
-        frame.to_parquet(tmp, index=False)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -5,20 +5,24 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from prefect import task
 from sklearn.model_selection import train_test_split
 
 from prefect_mlops.config import SplitConfig
 from prefect_mlops.errors import DataQualityError
 from prefect_mlops.results import Snapshot, SplitRefs
-from tasks.io import read_parquet, release_memory, write_parquet_atomic
+from tasks.io import release_memory, write_table_atomic
 
 
-def split_frame(
+def split_rows(
     frame: pd.DataFrame, split: SplitConfig, target: str, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Random, stratified or time-ordered split; a time split holds out the latest rows."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of the train and holdout parts: random, stratified or time-ordered (the
+    latest rows held out). `frame` needs only the time column or the target."""
+    rows = np.arange(len(frame))
     if split.strategy == "time":
         column = str(split.time_column)
         if column not in frame.columns:
@@ -28,17 +32,25 @@ def split_frame(
             raise DataQualityError(
                 f"time column {column!r} has {int(clock.isna().sum())} unparseable or null values"
             )
-        ordered = frame.iloc[clock.argsort(kind="stable")].reset_index(drop=True)
-        cut = len(ordered) - max(1, round(len(ordered) * split.test_size))
-        return ordered.iloc[:cut], ordered.iloc[cut:]
+        order = clock.argsort(kind="stable").to_numpy()
+        cut = len(order) - max(1, round(len(order) * split.test_size))
+        return order[:cut], order[cut:]
     stratify = frame[target] if split.strategy == "stratified" else None
     try:
         train, holdout = train_test_split(
-            frame, test_size=split.test_size, random_state=seed, stratify=stratify
+            rows, test_size=split.test_size, random_state=seed, stratify=stratify
         )
     except ValueError as exc:
         raise DataQualityError(f"cannot {split.strategy}-split the data: {exc}") from exc
-    return train.reset_index(drop=True), holdout.reset_index(drop=True)
+    return train, holdout
+
+
+def split_frame(
+    frame: pd.DataFrame, split: SplitConfig, target: str, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The train and holdout parts of a frame (see `split_rows`)."""
+    train, holdout = split_rows(frame, split, target, seed)
+    return frame.iloc[train].reset_index(drop=True), frame.iloc[holdout].reset_index(drop=True)
 
 
 @task(on_completion=[release_memory], on_failure=[release_memory])
@@ -48,13 +60,19 @@ def split_snapshot(
     """Split a snapshot and write train and holdout Parquet files keyed by data and split."""
     key = hashlib.sha256(f"{snapshot.fingerprint}{split.model_dump_json()}{seed}".encode())
     folder = split_dir / key.hexdigest()[:16]
-    train, holdout = split_frame(read_parquet(snapshot.uri), split, target, seed)
-    if train.empty or holdout.empty:
+    # Rows are cut in Arrow: only the column that decides the split is converted to pandas.
+    table = pq.read_table(snapshot.uri)
+    decider = str(split.time_column) if split.strategy == "time" else target
+    if decider not in table.column_names:
+        what = "split.time_column" if split.strategy == "time" else "target column"
+        raise DataQualityError(f"{what} {decider!r} is not in the data")
+    train, holdout = split_rows(table.select([decider]).to_pandas(), split, target, seed)
+    if len(train) == 0 or len(holdout) == 0:
         raise DataQualityError(
             f"split leaves {len(train)} training and {len(holdout)} holdout rows; need both"
         )
-    write_parquet_atomic(train, folder / "train.parquet")
-    write_parquet_atomic(holdout, folder / "holdout.parquet")
+    write_table_atomic(table.take(train), folder / "train.parquet")
+    write_table_atomic(table.take(holdout), folder / "holdout.parquet")
     return SplitRefs(
         train_uri=str(folder / "train.parquet"),
         holdout_uri=str(folder / "holdout.parquet"),
