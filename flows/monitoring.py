@@ -55,15 +55,9 @@ def monitoring_flow(params: MonitoringParams = MonitoringParams()) -> DriftSumma
     validation = validate_window.submit(window, config, settings)
     scored = score_windows(model, window, config, settings)
     report = run_drift_report(scored, model, config)
-    decision = decide_monitoring(report, validation.result(), config)
+    decision = decide_monitoring(report, validation, config)
     summary = summarize_monitoring(
-        model,
-        window,
-        params.config_path,
-        decision,
-        report,
-        validation.result(),
-        scored.schema_problems,
+        model, window, params.config_path, decision, report, validation, scored.schema_problems
     )
     summary = log_monitoring_run(summary, report, config, settings)
     summary = add_to_workspace(summary, settings)
