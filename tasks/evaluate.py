@@ -20,7 +20,7 @@ from prefect_mlops.metrics import classification_metrics, regression_metrics, sc
 from prefect_mlops.results import Evaluation, FeatureSchema, SplitRefs
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import mlflow_client
-from tasks.io import read_parquet, release_memory
+from tasks.io import RELEASES_MEMORY, read_parquet
 
 MIN_SLICE_ROWS = 10
 IMPORTANCE_SAMPLE_ROWS = 2000
@@ -136,7 +136,7 @@ def importance_figure(importance: pd.Series) -> Figure:
     return fig
 
 
-@task(on_completion=[release_memory], on_failure=[release_memory])
+@task(**RELEASES_MEMORY)
 def evaluate_model(
     model: Pipeline,
     split: SplitRefs,

@@ -14,7 +14,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.errors import DataQualityError
 from prefect_mlops.results import FeatureSchema, Snapshot
-from tasks.io import release_memory
+from tasks.io import RELEASES_MEMORY
 
 DATETIME_PARTS = ("month", "day", "dayofweek", "hour")
 
@@ -124,7 +124,7 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(str).where(frame.notna(), np.nan)
 
 
-@task(on_completion=[release_memory], on_failure=[release_memory])
+@task(**RELEASES_MEMORY)
 def derive_schema(snapshot: Snapshot, config: PipelineConfig) -> FeatureSchema:
     """Infer the feature schema of a snapshot and refuse data that cannot be trained on."""
     table = pq.read_table(snapshot.uri)

@@ -12,7 +12,7 @@ from prefect import task
 from prefect_mlops.config import SourceConfig, WindowConfig
 from prefect_mlops.errors import IngestError
 from prefect_mlops.results import Snapshot
-from tasks.io import IO_RETRY_DELAYS, release_memory, retry_transient, write_parquet_atomic
+from tasks.io import IO_RETRY_DELAYS, RELEASES_MEMORY, retry_transient, write_parquet_atomic
 
 
 def read_source(source: SourceConfig) -> pd.DataFrame:
@@ -81,8 +81,7 @@ def recent_rows(frame: pd.DataFrame, window: WindowConfig) -> pd.DataFrame:
     retries=2,
     retry_delay_seconds=IO_RETRY_DELAYS,
     retry_condition_fn=retry_transient,
-    on_completion=[release_memory],
-    on_failure=[release_memory],
+    **RELEASES_MEMORY,
 )
 def snapshot_source(
     source: SourceConfig, snapshot_dir: Path, window: WindowConfig | None = None

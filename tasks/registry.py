@@ -32,9 +32,9 @@ from prefect_mlops.tracking import mlflow_client, use_tracking
 from tasks.evaluate import holdout_metrics
 from tasks.io import (
     IO_RETRY_DELAYS,
+    RELEASES_MEMORY,
     read_parquet,
     read_parquet_head,
-    release_memory,
     retry_transient,
 )
 from tasks.track import lineage_tags
@@ -130,7 +130,7 @@ def verify_model_loads(
     return GateCheck(rule=rule, passed=bool(same), detail=detail)
 
 
-@task(on_completion=[release_memory], on_failure=[release_memory])
+@task(**RELEASES_MEMORY)
 def score_champion(
     name: str, split: SplitRefs, schema: FeatureSchema, settings: Settings
 ) -> ChampionScore | None:

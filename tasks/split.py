@@ -14,7 +14,7 @@ from sklearn.model_selection import train_test_split
 from prefect_mlops.config import SplitConfig
 from prefect_mlops.errors import DataQualityError
 from prefect_mlops.results import Snapshot, SplitRefs
-from tasks.io import release_memory, write_table_atomic
+from tasks.io import RELEASES_MEMORY, write_table_atomic
 
 
 def split_rows(
@@ -53,7 +53,7 @@ def split_frame(
     return frame.iloc[train].reset_index(drop=True), frame.iloc[holdout].reset_index(drop=True)
 
 
-@task(on_completion=[release_memory], on_failure=[release_memory])
+@task(**RELEASES_MEMORY)
 def split_snapshot(
     snapshot: Snapshot, split: SplitConfig, target: str, seed: int, split_dir: Path
 ) -> SplitRefs:

@@ -28,7 +28,7 @@ from prefect_mlops.results import CandidateScore, CandidateSpec, FeatureSchema, 
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import mlflow_client
 from tasks.features import build_preprocessor
-from tasks.io import read_parquet, release_memory, retry_transient
+from tasks.io import RELEASES_MEMORY, read_parquet, retry_transient
 
 ESTIMATORS: dict[TaskType, dict[str, type[BaseEstimator]]] = {
     TaskType.regression: {
@@ -159,8 +159,7 @@ def cross_validate_candidates(
     retry_delay_seconds=[2],
     retry_condition_fn=retry_transient,
     tags=[CANDIDATE_TAG],
-    on_completion=[release_memory],
-    on_failure=[release_memory],
+    **RELEASES_MEMORY,
 )
 def score_candidate(
     spec: CandidateSpec,
@@ -213,7 +212,7 @@ def score_candidate(
     )
 
 
-@task(on_completion=[release_memory], on_failure=[release_memory])
+@task(**RELEASES_MEMORY)
 def fit_model(spec: CandidateSpec, split: SplitRefs, schema: FeatureSchema, seed: int) -> Pipeline:
     """Refit the chosen candidate on the whole training part."""
     train = read_parquet(split.train_uri, columns=schema.columns())

@@ -48,8 +48,8 @@ from prefect_mlops.settings import Settings
 from tasks.features import infer_schema
 from tasks.io import (
     IO_RETRY_DELAYS,
+    RELEASES_MEMORY,
     read_parquet,
-    release_memory,
     retry_transient,
     write_parquet_atomic,
 )
@@ -503,8 +503,7 @@ def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     retries=2,
     retry_delay_seconds=IO_RETRY_DELAYS,
     retry_condition_fn=retry_transient,
-    on_completion=[release_memory],
-    on_failure=[release_memory],
+    **RELEASES_MEMORY,
 )
 def validate_snapshot(
     snapshot: Snapshot,
