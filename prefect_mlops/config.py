@@ -168,6 +168,14 @@ class MonitoringConfig(StrictModel):
         ge=1000,
         description="seeded sample of each side above this many rows for Evidently; None = all",
     )
+    # Evidently 0.7's regression preset re-validates every distinct target value once per
+    # metric (about 0.4 s per metric at 250k continuous labels), so its report draws a smaller
+    # sample. The quality decision itself uses every labelled row.
+    quality_report_max_rows: int = Field(
+        default=50_000,
+        ge=1000,
+        description="seeded sample of each side for Evidently's quality report above this",
+    )
 
 
 class PipelineConfig(StrictModel):

@@ -74,10 +74,6 @@ LOG_SERVICE_COLUMNS = (
     "date",  # the Parquet log's day partition
 )
 LOG_LABEL = "label"
-# Evidently 0.7's regression preset re-validates every distinct target value once per metric
-# (about 0.4 s per metric at 250k continuous labels), so its report draws a smaller seeded
-# sample. The quality decision itself uses every labelled row.
-QUALITY_REPORT_MAX_ROWS = 50_000
 EVIDENTLY_PROJECT_PREFIX = "mlops"
 
 
@@ -428,9 +424,9 @@ def run_quality_report(
     """Evidently's regression or classification preset on labelled rows against the reference.
 
     A report of its own on the labelled rows' target and prediction, each side a seeded sample
-    of at most `QUALITY_REPORT_MAX_ROWS` rows.
+    of at most `monitoring.quality_report_max_rows` rows.
     """
-    cap, seed = QUALITY_REPORT_MAX_ROWS, config.seed
+    cap, seed = config.monitoring.quality_report_max_rows, config.seed
     preset = (
         ClassificationPreset() if config.task == TaskType.classification else RegressionPreset()
     )

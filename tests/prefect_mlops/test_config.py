@@ -49,3 +49,12 @@ def test_config_hash_changes_with_content() -> None:
 def test_training_window_needs_exactly_one_bound() -> None:
     with pytest.raises(ConfigError, match="exactly one of days or rows"):
         parse_config(fast_config_dict(training_window={"time_column": "timestamp"}))
+
+
+def test_quality_report_sample_is_configurable_and_bounded() -> None:
+    raw = fast_config_dict()
+    raw["monitoring"] = {"quality_report_max_rows": 20_000}
+    assert parse_config(raw).monitoring.quality_report_max_rows == 20_000
+    raw["monitoring"] = {"quality_report_max_rows": 10}
+    with pytest.raises(ConfigError, match="quality_report_max_rows"):
+        parse_config(raw)
