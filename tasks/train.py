@@ -137,7 +137,7 @@ def cross_validate_candidates(
 ) -> list[CandidateScore]:
     """Fan the candidates out as Prefect tasks, `tuning.parallel_candidates` at a time."""
     cores = os.cpu_count() or 1
-    parallel = min(config.tuning.parallel_candidates or cores, len(specs))
+    parallel = max(1, min(config.tuning.parallel_candidates or cores, len(specs)))
     threads = max(1, cores // parallel)
     scores: list[CandidateScore] = []
     for wave in candidate_waves(specs, parallel):
