@@ -14,7 +14,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.errors import DataQualityError
 from prefect_mlops.results import FeatureSchema, Snapshot
-from tasks.io import RELEASES_MEMORY
+from tasks.io import RELEASES_MEMORY, read_parquet
 
 DATETIME_PARTS = ("month", "day", "dayofweek", "hour")
 
@@ -127,13 +127,12 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
 @task(**RELEASES_MEMORY)
 def derive_schema(snapshot: Snapshot, config: PipelineConfig) -> FeatureSchema:
     """Infer the feature schema of a snapshot and refuse data that cannot be trained on."""
-    table = pq.read_table(snapshot.uri)
-    # Types come from the Parquet schema; only the model's columns are converted to check them.
-    layout = table.schema.empty_table().to_pandas()
+    # Types come from the Parquet schema; only the model's columns are read to check them.
+    layout = pq.read_schema(snapshot.uri).empty_table().to_pandas()
     if config.target not in layout.columns:
         raise DataQualityError(
             f"target column {config.target!r} is absent; columns are {list(layout.columns)}"
         )
     schema = infer_schema(layout, config)
-    check_training_frame(table.select(schema.columns()).to_pandas(), schema)
+    check_training_frame(read_parquet(snapshot.uri, columns=schema.columns()), schema)
     return schema
