@@ -6,6 +6,7 @@ from prefect import flow
 from pydantic import BaseModel, Field
 
 from prefect_mlops.monitoring import DriftSummary, WindowSpec
+from prefect_mlops.process import skip_exit_collection
 from prefect_mlops.settings import Settings
 from tasks.configure import load_pipeline_config
 from tasks.monitor import (
@@ -36,7 +37,9 @@ class MonitoringParams(BaseModel):
 
 
 @flow(
-    name="monitoring", description="Compare live data with a model's training data; alert on drift."
+    name="monitoring",
+    description="Compare live data with a model's training data; alert on drift.",
+    on_running=[skip_exit_collection],
 )
 def monitoring_flow(params: MonitoringParams = MonitoringParams()) -> DriftSummary:  # noqa: B008
     """Drift, prediction drift, quality and data validation of a served model, with alerts."""

@@ -9,6 +9,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field, model_validator
 
 from prefect_mlops.config import SourceConfig
+from prefect_mlops.process import skip_exit_collection
 from prefect_mlops.settings import Settings
 from tasks.configure import load_pipeline_config
 from tasks.score import (
@@ -44,7 +45,11 @@ class ScoringParams(BaseModel):
         return self
 
 
-@flow(name="batch-scoring", description="Score a dataset with the champion model in chunks.")
+@flow(
+    name="batch-scoring",
+    description="Score a dataset with the champion model in chunks.",
+    on_running=[skip_exit_collection],
+)
 def scoring_flow(params: ScoringParams) -> ScoringSummary:
     """Validate a dataset, score it with the aliased model and record the predictions."""
     settings = Settings()
