@@ -63,6 +63,15 @@ def suite_init(config: ConfigOption = Path("configs/bikeshare.yaml")) -> None:
     typer.echo("wrote " + ", ".join(names) + "; review them under great_expectations/")
 
 
+@suite_app.command("docs")
+def suite_docs() -> None:
+    """Build the Data Docs site from every stored validation result; print where it is."""
+    from prefect_mlops.settings import Settings
+    from tasks.validate import build_data_docs, open_context
+
+    typer.echo(build_data_docs(open_context(Settings())) or "no Data Docs site configured")
+
+
 @app.command()
 def promote(
     version: Annotated[str, typer.Argument(help="model version to make champion")],

@@ -139,6 +139,11 @@ class ValidationConfig(StrictModel):
 
     suite: str
     policy: Literal["fail", "warn"] = "fail"
+    data_docs: Literal["on_failure", "always"] = Field(
+        default="on_failure",
+        description="rebuild the Data Docs site after a failed validation only, or after every "
+        "one (the site's index grows with every stored result; `mlops suite docs` builds it)",
+    )
 
 
 class MonitoringConfig(StrictModel):

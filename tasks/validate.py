@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import great_expectations.expectations as gxe
 import pandas as pd
-from great_expectations.checkpoint import Checkpoint, UpdateDataDocsAction
+from great_expectations.checkpoint import Checkpoint
 from great_expectations.checkpoint.checkpoint import CheckpointResult
 from great_expectations.compatibility.pydantic import ValidationError as GXModelError
 from great_expectations.core import ExpectationSuite
@@ -32,6 +32,7 @@ from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.core.validation_definition import ValidationDefinition
 from great_expectations.data_context import FileDataContext, get_context
 from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 from great_expectations.datasource.fluent import PandasDatasource
 from great_expectations.exceptions import DataContextError
 from great_expectations.expectations.expectation import Expectation
@@ -271,7 +272,7 @@ def init_suites(config: PipelineConfig, settings: Settings, reference: pd.DataFr
         checkpoint = Checkpoint(
             name=checkpoint_name(config, purpose),
             validation_definitions=[definitions[s] for s in suites],
-            actions=[UpdateDataDocsAction(name="update-data-docs", site_names=[DATA_DOCS_SITE])],
+            actions=[],  # Data Docs are built by validate_frame, per `validation.data_docs`
             result_format={"result_format": "COMPLETE"},
         )
         created.append(f"checkpoint {context.checkpoints.add_or_update(checkpoint).name}")
@@ -344,11 +345,26 @@ def validate_frame(
         )
     finally:
         _forget_batches(context)
-    sites = context.get_docs_sites_urls(site_name=DATA_DOCS_SITE)
-    summary = _summarize(result, data_docs_url=sites[0]["site_url"] if sites else None)
+    docs_url = None
+    if not result.success or config.validation.data_docs == "always":
+        docs_url = build_data_docs(context, result)
+    summary = _summarize(result, data_docs_url=docs_url)
     if not summary.success:
         summary = quarantine_batch(frame, summary, settings.quarantine_dir / batch_id)
     return summary
+
+
+def build_data_docs(context: FileDataContext, result: CheckpointResult | None = None) -> str | None:
+    """Render the Data Docs site (only this result's pages and the index, when given); its URL."""
+    identifiers: list[Any] | None = None
+    if result is not None:
+        identifiers = list(result.run_results)
+        identifiers += [
+            ExpectationSuiteIdentifier(name=r.suite_name) for r in result.run_results.values()
+        ]
+    context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=identifiers)
+    sites = context.get_docs_sites_urls(site_name=DATA_DOCS_SITE)
+    return sites[0]["site_url"] if sites else None
 
 
 def _forget_batches(context: FileDataContext) -> None:

@@ -1,16 +1,23 @@
-"""`mlops promote` and `mlops rollback` against a real MLflow registry in a temp store."""
+"""The `mlops` commands against a real MLflow registry and GX project in a temp folder."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LinearRegression
 from typer.testing import CliRunner
 
 from prefect_mlops.cli import app
+from prefect_mlops.config import load_config
 from prefect_mlops.settings import Settings
+from tasks.validate import validate_frame
+
+ROOT = Path(__file__).resolve().parents[2]
 
 NAME = "cli-model"
 
@@ -67,3 +74,16 @@ def test_rollback_without_previous_champion_says_so(registry: MlflowClient) -> N
     assert result.exit_code == 1
     assert "no 'previous-champion'" in result.output
     assert aliases(registry) == {"champion": "1"}
+
+
+def test_suite_docs_renders_every_stored_validation(
+    settings: Settings, bikeshare: pd.DataFrame
+) -> None:
+    config = load_config(ROOT / "configs" / "bikeshare.yaml")
+    for batch in ("first", "second"):
+        assert validate_frame(bikeshare, config, settings, "scoring", batch_id=batch).success
+    result = mlops("suite", "docs")
+    assert result.exit_code == 0, result.output
+    index = Path(result.output.strip().removeprefix("file://"))
+    assert index.is_relative_to(settings.gx_root) and index.name == "index.html"
+    assert "scoring-first" in index.read_text() and "scoring-second" in index.read_text()

@@ -93,11 +93,28 @@ def test_bikeshare_passes_its_training_checkpoint(
     assert summary.checkpoint == "bikeshare.training"
     assert summary.evaluated > 40
     assert summary.quarantine_uri is None
+    assert summary.data_docs_url is None  # validation.data_docs: on_failure
+    assert not gx_settings.quarantine_dir.exists()
+
+
+def test_data_docs_are_built_after_every_run_when_asked(
+    bikeshare: pd.DataFrame, config: PipelineConfig, gx_settings: Settings
+) -> None:
+    always = config.model_copy(
+        update={"validation": config.validation.model_copy(update={"data_docs": "always"})}
+    )
+    summary = validate_frame(bikeshare, always, gx_settings, "training", batch_id="docs")
+    assert summary.success, summary.describe()
     assert summary.data_docs_url is not None
     assert summary.data_docs_url.startswith("file://")
     assert summary.data_docs_url.endswith("/index.html")
-    assert Path(summary.data_docs_url.removeprefix("file://")).is_file()
-    assert not gx_settings.quarantine_dir.exists()
+    site = Path(summary.data_docs_url.removeprefix("file://")).parent
+    assert (site / "index.html").is_file()
+    pages = list((site / "validations").rglob("*.html"))
+    assert {p.parts[-5:-2] for p in pages} == {
+        ("bikeshare", "features", "training-docs"),
+        ("bikeshare", "training", "training-docs"),
+    }
 
 
 def test_validation_does_not_keep_the_frame_alive(
@@ -145,6 +162,17 @@ def test_corrupted_batch_fails_naming_each_problem(corrupted_run: ValidationSumm
     assert failed[("expect_column_to_exist", "hum")].observed == "column is missing"
     assert "missing columns ['hum']" in failed[("expect_table_columns_to_match_set", None)].observed
     assert "not evaluated" in failed[("expect_column_values_to_be_between", "hum")].observed
+
+
+def test_a_failed_batch_gets_its_data_docs(corrupted_run: ValidationSummary) -> None:
+    assert corrupted_run.data_docs_url is not None
+    site = Path(corrupted_run.data_docs_url.removeprefix("file://")).parent
+    assert "corrupted-batch" in (site / "index.html").read_text()
+    pages = list((site / "validations").rglob("*.html"))
+    assert {p.parts[-5:-2] for p in pages} == {
+        ("bikeshare", "features", "training-corrupted-batch"),
+        ("bikeshare", "training", "training-corrupted-batch"),
+    }
 
 
 def test_failed_batch_is_quarantined_with_its_summary(
