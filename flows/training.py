@@ -8,10 +8,12 @@ from typing import Literal
 from prefect import flow
 from prefect.client.schemas.objects import FlowRun
 from prefect.flows import Flow
+from prefect.futures import wait
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
+from prefect_mlops.process import skip_exit_collection
 from prefect_mlops.results import TrainingResult
 from prefect_mlops.settings import Settings
 from tasks.approval import request_approval
@@ -55,6 +57,7 @@ def _fail_mlflow_runs(flow: Flow, flow_run: FlowRun, state: State) -> None:
     name="training",
     description="Train, gate and register a model from a pipeline config.",
     task_runner=ThreadPoolTaskRunner(max_workers=os.cpu_count() or 2),
+    on_running=[skip_exit_collection],
     on_failure=[_fail_mlflow_runs],
 )
 def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult:  # noqa: B008
@@ -64,13 +67,15 @@ def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult: 
 
     window = config.training_window if params.window == "recent" else None
     snapshot = snapshot_source(config.source, settings.snapshot_dir, window)
-    validation = validate_snapshot(snapshot, config, settings)
-    enforce_data_gate(validation, config.validation.policy)
-    # Independent steps run side by side: schema || split, then evaluate || log || champion.
+    # Independent steps run side by side: the schema and the split (which train nothing) while
+    # Great Expectations validates, then evaluate || log || champion.
     schema_future = derive_schema.submit(snapshot, config)
     split_future = split_snapshot.submit(
         snapshot, config.split, config.target, config.seed, settings.split_dir
     )
+    validation = validate_snapshot(snapshot, config, settings)
+    wait([schema_future, split_future])  # nothing outlives a failed gate
+    enforce_data_gate(validation, config.validation.policy)
     schema, split = schema_future.result(), split_future.result()  # the schema's error first
     run_id = start_training_run(config, snapshot, validation, split, params.reason, settings)
 

@@ -117,11 +117,6 @@ def plan_candidates(config: PipelineConfig) -> list[CandidateSpec]:
     return expand_candidates(config)
 
 
-# Candidates run in parallel; a Prefect tag concurrency limit on this tag bounds them (and memory):
-# `prefect concurrency-limit create mlops-candidate 1`.
-CANDIDATE_TAG = "mlops-candidate"
-
-
 def candidate_waves(specs: list[CandidateSpec], parallel: int) -> list[list[CandidateSpec]]:
     """The candidates in groups of at most `parallel`, in their planned order."""
     return [specs[start : start + parallel] for start in range(0, len(specs), parallel)]
@@ -135,7 +130,13 @@ def cross_validate_candidates(
     parent_run_id: str,
     settings: Settings,
 ) -> list[CandidateScore]:
-    """Fan the candidates out as Prefect tasks, `tuning.parallel_candidates` at a time."""
+    """Fan the candidates out as Prefect tasks, `tuning.parallel_candidates` at a time.
+
+    The config bounds them (and their memory), not a Prefect tag concurrency limit: a tagged task
+    waits on a server round trip for its slot before it starts (seconds when the server is busy
+    with the run's events), and the deployment's own concurrency limit already keeps training
+    runs apart.
+    """
     cores = os.cpu_count() or 1
     parallel = max(1, min(config.tuning.parallel_candidates or cores, len(specs)))
     threads = max(1, cores // parallel)
@@ -158,7 +159,6 @@ def cross_validate_candidates(
     retries=1,
     retry_delay_seconds=[2],
     retry_condition_fn=retry_transient,
-    tags=[CANDIDATE_TAG],
     **RELEASES_MEMORY,
 )
 def score_candidate(
