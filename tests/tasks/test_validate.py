@@ -173,6 +173,10 @@ def test_a_failed_batch_gets_its_data_docs(corrupted_run: ValidationSummary) -> 
         ("bikeshare", "features", "training-corrupted-batch"),
         ("bikeshare", "training", "training-corrupted-batch"),
     }
+    # The detailed report replaced the quick pass/fail one: one stored result per suite.
+    stored = list((site.parents[1] / "validations").rglob("*.json"))
+    assert len(stored) == 2, stored
+    assert all("partial_unexpected_list" in p.read_text() for p in stored)
 
 
 def test_failed_batch_is_quarantined_with_its_summary(
