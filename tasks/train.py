@@ -140,6 +140,13 @@ def cross_validate_candidates(
     cores = os.cpu_count() or 1
     parallel = max(1, min(config.tuning.parallel_candidates or cores, len(specs)))
     threads = max(1, cores // parallel)
+    args = (split, schema, config, parent_run_id, settings, threads)
+    if parallel == 1:
+        # One at a time on the flow's own thread, like the refit that follows: OpenMP keeps one
+        # team of threads per calling thread, and once it manages more threads than there are
+        # cores (a team per task-runner thread) it stops spin-waiting, which made the refit of
+        # a gradient-boosting model 25% slower.
+        return [score_candidate(spec, *args) for spec in specs]
     scores: list[CandidateScore] = []
     for wave in candidate_waves(specs, parallel):
         futures = score_candidate.map(
