@@ -7,7 +7,6 @@ from importlib.metadata import version as installed_version
 import mlflow
 import numpy as np
 import pandas as pd
-import skops.io
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
@@ -57,6 +56,9 @@ MODEL_REQUIREMENTS = ("scikit-learn", "skops", "pandas", "numpy", "mlflow", "sci
 
 def trusted_types(model: Pipeline) -> list[str]:
     """The project's own functions in a pipeline, which skops must be told to trust."""
+    # Imported here, not at the top: importing skops.io lists every scikit-learn estimator
+    # (about 0.5 s), which only logging a model needs, off the flow's critical path.
+    import skops.io
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
     return sorted(
         t for t in untrusted if t.startswith(TRUSTED_MODULE_PREFIXES) or t in REVIEWED_TYPES
