@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import filecmp
 import gc
+import json
 import logging
 import shutil
 import weakref
@@ -115,6 +116,18 @@ def test_data_docs_are_built_after_every_run_when_asked(
         ("bikeshare", "features", "training-docs"),
         ("bikeshare", "training", "training-docs"),
     }
+
+
+def test_gx_does_not_fingerprint_the_batch_a_second_time(
+    bikeshare: pd.DataFrame, config: PipelineConfig, gx_settings: Settings
+) -> None:
+    summary = validate_frame(bikeshare, config, gx_settings, "scoring", batch_id="hash")
+    assert summary.success, summary.describe()
+    stored = list((gx_settings.gx_root / "uncommitted" / "validations").rglob("*.json"))
+    assert len(stored) == 1
+    markers = json.loads(stored[0].read_text())["meta"]["batch_markers"]
+    assert "ge_load_time" in markers
+    assert "pandas_data_fingerprint" not in markers
 
 
 def test_validation_does_not_keep_the_frame_alive(
