@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
-from mlflow.entities import DatasetInput, InputTag, RunStatus
+from mlflow.entities import DatasetInput, InputTag, Param, RunStatus
 from mlflow.models import infer_signature
 from prefect import task
 from prefect.runtime import flow_run
@@ -90,8 +90,7 @@ def start_training_run(
         "train_rows": split.train_rows,
         "holdout_rows": split.holdout_rows,
     }
-    for key, value in params.items():
-        client.log_param(run_id, key, value)
+    client.log_batch(run_id, params=[Param(key, str(value)) for key, value in params.items()])
     inputs = [
         DatasetInput(
             describe_dataset(
