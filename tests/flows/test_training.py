@@ -49,6 +49,9 @@ def test_demo_config_registers_a_champion_with_lineage(settings: Settings, train
     assert version.tags["git_commit"]
     run = client.get_run(trained.mlflow_run_id)
     assert run.info.status == "FINISHED"
+    assert run.data.params["task"] == "regression"
+    assert run.data.params["split_strategy"] == "time"
+    assert int(run.data.params["train_rows"]) + int(run.data.params["holdout_rows"]) == 8645
     contexts = {d.tags[0].value for d in run.inputs.dataset_inputs}
     assert contexts == {"training", "holdout"}
     assert run.data.metrics["holdout_r2"] == pytest.approx(trained.evaluation.metrics["r2"])
