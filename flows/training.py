@@ -31,7 +31,12 @@ from tasks.registry import (
 )
 from tasks.report import publish_gate_decision, publish_leaderboard, publish_training_summary
 from tasks.split import split_snapshot
-from tasks.track import fail_open_runs, finish_training_run, start_training_run
+from tasks.track import (
+    fail_open_runs,
+    finish_training_run,
+    open_experiment,
+    start_training_run,
+)
 from tasks.train import cross_validate_candidates, fit_model, pick_best, plan_candidates
 from tasks.validate import enforce_data_gate, validate_snapshot
 
@@ -67,17 +72,20 @@ def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult: 
 
     window = config.training_window if params.window == "recent" else None
     snapshot = snapshot_source(config.source, settings.snapshot_dir, window)
-    # Independent steps run side by side: the schema and the split (which train nothing) while
-    # Great Expectations validates, then evaluate || log || champion.
+    # Independent steps run side by side: the schema, the split and the tracking store (none of
+    # which trains anything) while Great Expectations validates, then evaluate || log || champion.
     schema_future = derive_schema.submit(snapshot, config)
     split_future = split_snapshot.submit(
         snapshot, config.split, config.target, config.seed, settings.split_dir
     )
+    experiment_future = open_experiment.submit(config, settings)
     validation = validate_snapshot(snapshot, config, settings)
-    wait([schema_future, split_future])  # nothing outlives a failed gate
+    wait([schema_future, split_future, experiment_future])  # nothing outlives a failed gate
     enforce_data_gate(validation, config.validation.policy)
     schema, split = schema_future.result(), split_future.result()  # the schema's error first
-    run_id = start_training_run(config, snapshot, validation, split, params.reason, settings)
+    run_id = start_training_run(
+        experiment_future.result(), config, snapshot, validation, split, params.reason, settings
+    )
 
     specs = plan_candidates(config)
     scores = cross_validate_candidates(specs, split, schema, config, run_id, settings)

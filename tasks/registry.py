@@ -59,6 +59,7 @@ def trusted_types(model: Pipeline) -> list[str]:
     # Imported here, not at the top: importing skops.io lists every scikit-learn estimator
     # (about 0.5 s), which only logging a model needs, off the flow's critical path.
     import skops.io
+
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
     return sorted(
         t for t in untrusted if t.startswith(TRUSTED_MODULE_PREFIXES) or t in REVIEWED_TYPES

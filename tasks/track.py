@@ -63,7 +63,14 @@ def describe_dataset(uri: str, name: str, context: str) -> MetaDataset:
 
 
 @task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+def open_experiment(config: PipelineConfig, settings: Settings) -> str:
+    """Connect to the tracking store and make sure the config's experiment exists; its id."""
+    return ensure_experiment(mlflow_client(settings), config.experiment, settings)
+
+
+@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
 def start_training_run(
+    experiment_id: str,
     config: PipelineConfig,
     snapshot: Snapshot,
     validation: ValidationSummary,
@@ -73,7 +80,6 @@ def start_training_run(
 ) -> str:
     """Open the parent MLflow run, tag its lineage and log the snapshot as dataset inputs."""
     client = mlflow_client(settings)
-    experiment_id = ensure_experiment(client, config.experiment, settings)
     run = client.create_run(
         experiment_id,
         run_name=f"train-{flow_run.get_name() or config.name}",
