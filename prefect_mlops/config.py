@@ -97,9 +97,9 @@ class TuningConfig(StrictModel):
 
     cv_folds: int = Field(default=3, ge=2, le=20)
     max_configs_per_candidate: int = Field(default=6, ge=1)
-    # Candidates cross-validated at once (default: one per CPU core). Each gets an equal share of
-    # the cores for its OpenMP threads; 1 runs them one after another, each on every core, and
-    # bounds memory to one candidate's working set (large data).
+    # Candidates cross-validated at once. Each gets an equal share of the cores for its OpenMP
+    # threads; 1 runs them one after another, each on every core, and bounds memory to one
+    # candidate's working set. Default: one per CPU core, or 1 from 250k training rows on.
     parallel_candidates: int | None = Field(default=None, ge=1)
 
 

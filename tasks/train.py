@@ -122,6 +122,18 @@ def candidate_waves(specs: list[CandidateSpec], parallel: int) -> list[list[Cand
     return [specs[start : start + parallel] for start in range(0, len(specs), parallel)]
 
 
+# From this many training rows on, one candidate's fit keeps every core busy by itself (OpenMP
+# threads, or n_jobs), and candidates side by side on worker threads only contend: measured on the
+# benchmark, one at a time is 15% faster at 800k training rows and 5% slower at 80k.
+ONE_AT_A_TIME_ROWS = 250_000
+
+
+def default_parallel_candidates(train_rows: int) -> int:
+    """Candidates cross-validated at once when the config does not say: one per core, or one
+    at a time on large data."""
+    return 1 if train_rows >= ONE_AT_A_TIME_ROWS else os.cpu_count() or 1
+
+
 def cross_validate_candidates(
     specs: list[CandidateSpec],
     split: SplitRefs,
@@ -138,7 +150,8 @@ def cross_validate_candidates(
     runs apart.
     """
     cores = os.cpu_count() or 1
-    parallel = max(1, min(config.tuning.parallel_candidates or cores, len(specs)))
+    wanted = config.tuning.parallel_candidates or default_parallel_candidates(split.train_rows)
+    parallel = max(1, min(wanted, len(specs)))
     threads = max(1, cores // parallel)
     args = (split, schema, config, parent_run_id, settings, threads)
     if parallel == 1:

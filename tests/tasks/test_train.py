@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +17,13 @@ from prefect_mlops.settings import Settings
 from tasks.features import infer_schema
 from tasks.ingest import snapshot_source
 from tasks.split import split_snapshot
-from tasks.train import candidate_waves, cross_validate_candidates, expand_candidates
+from tasks.train import (
+    ONE_AT_A_TIME_ROWS,
+    candidate_waves,
+    cross_validate_candidates,
+    default_parallel_candidates,
+    expand_candidates,
+)
 from tests.conftest import fast_config_dict, write_config
 
 
@@ -30,6 +37,11 @@ def test_waves_keep_the_planned_order_and_bound_each_group() -> None:
     assert [[s.index for s in wave] for wave in waves] == [[0, 1], [2, 3], [4]]
     assert candidate_waves(specs, 1) == [[s] for s in specs]
     assert candidate_waves(specs, 9) == [specs]
+
+
+def test_large_training_sets_run_candidates_one_at_a_time_by_default() -> None:
+    assert default_parallel_candidates(ONE_AT_A_TIME_ROWS) == 1
+    assert default_parallel_candidates(ONE_AT_A_TIME_ROWS - 1) == (os.cpu_count() or 1)
 
 
 def test_parallel_candidates_must_be_positive(tmp_path: Path) -> None:
