@@ -190,6 +190,7 @@ def test_a_failed_batch_gets_its_data_docs(corrupted_run: ValidationSummary) -> 
     stored = list((site.parents[1] / "validations").rglob("*.json"))
     assert len(stored) == 2, stored
     assert all("partial_unexpected_list" in p.read_text() for p in stored)
+    assert not any('"unexpected_index_list"' in p.read_text() for p in stored)  # SUMMARY
 
 
 def test_failed_batch_is_quarantined_with_its_summary(
