@@ -24,6 +24,7 @@ from tasks.gate import decide_gate, decide_promotion, enforce_model_gate
 from tasks.ingest import snapshot_source
 from tasks.registry import (
     log_model,
+    prepare_model_logging,
     promote_model,
     register_model,
     score_champion,
@@ -61,7 +62,9 @@ def _fail_mlflow_runs(flow: Flow, flow_run: FlowRun, state: State) -> None:
 @flow(
     name="training",
     description="Train, gate and register a model from a pipeline config.",
-    task_runner=ThreadPoolTaskRunner(max_workers=os.cpu_count() or 2),
+    # Candidates bound themselves (tuning.parallel_candidates); one more thread for the
+    # preparation that runs beside them.
+    task_runner=ThreadPoolTaskRunner(max_workers=(os.cpu_count() or 2) + 1),
     on_running=[skip_exit_collection],
     on_failure=[_fail_mlflow_runs],
 )
@@ -91,10 +94,11 @@ def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult: 
     scores = cross_validate_candidates(specs, split, schema, config, run_id, settings)
     publish_leaderboard(scores, config)
     best = pick_best(scores)
+    logging_ready = prepare_model_logging.submit()  # beside the refit
     model = fit_model(best.spec, split, schema, config.seed)
     evaluation_future = evaluate_model.submit(model, split, schema, config, run_id, settings)
     champion_future = score_champion.submit(config.registered_model_name, split, schema, settings)
-    logged = log_model(model, split, schema, run_id, settings)
+    logged = log_model(model, split, schema, run_id, settings, logging_ready.result())
     load_check = verify_model_loads(logged, model, split, schema, settings)
     evaluation, champion = evaluation_future.result(), champion_future.result()
     decision = decide_gate(evaluation, champion, load_check, config.gate)

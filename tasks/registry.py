@@ -11,6 +11,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
+from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
 from prefect import get_run_logger, task
 from sklearn.pipeline import Pipeline
 
@@ -71,7 +72,28 @@ def pinned_requirements() -> list[str]:
     return [f"{name}=={installed_version(name)}" for name in MODEL_REQUIREMENTS]
 
 
-def log_sklearn_model(model: Pipeline, example: pd.DataFrame, run_id: str) -> ModelInfo:
+@task
+def prepare_model_logging() -> list[str]:
+    """Pin the model's requirements, checked against this environment, and load skops.
+
+    The first model logged in a process pays for importing skops (it lists every scikit-learn
+    estimator) and for MLflow's scan of the installed packages behind that check: about 1.3 s.
+    The training flow runs this beside the cross-validation, so logging the refit model does not
+    wait for either.
+    """
+    import skops.io  # noqa: F401  # loaded once per process; trusted_types uses it
+
+    requirements = pinned_requirements()
+    warn_dependency_requirement_mismatches(requirements)  # what log_model runs, cached by MLflow
+    return requirements
+
+
+def log_sklearn_model(
+    model: Pipeline,
+    example: pd.DataFrame,
+    run_id: str,
+    requirements: list[str] | None = None,
+) -> ModelInfo:
     """Log a pipeline to a run the way every model here is logged: skops (no pickle), signature
     and input example from `example`, explicit requirements (inferring them takes seconds)."""
     return mlflow.sklearn.log_model(
@@ -82,7 +104,7 @@ def log_sklearn_model(model: Pipeline, example: pd.DataFrame, run_id: str) -> Mo
         skops_trusted_types=trusted_types(model),
         signature=infer_signature(example, model.predict(example)),
         input_example=example,
-        pip_requirements=pinned_requirements(),
+        pip_requirements=requirements or pinned_requirements(),
     )
 
 
@@ -97,12 +119,17 @@ def _version_by_alias(client: MlflowClient, name: str, alias: str) -> str | None
 
 @task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
 def log_model(
-    model: Pipeline, split: SplitRefs, schema: FeatureSchema, run_id: str, settings: Settings
+    model: Pipeline,
+    split: SplitRefs,
+    schema: FeatureSchema,
+    run_id: str,
+    settings: Settings,
+    requirements: list[str] | None = None,
 ) -> LoggedModel:
     """Log the fitted pipeline to the run with signature, input example and skops format."""
     use_tracking(settings)
     example = read_parquet_head(split.holdout_uri, 5, columns=schema.features)
-    info = log_sklearn_model(model, example, run_id)
+    info = log_sklearn_model(model, example, run_id, requirements)
     return LoggedModel(model_uri=info.model_uri, run_id=run_id, model_id=info.model_id)
 
 
