@@ -62,8 +62,8 @@ def _fail_mlflow_runs(flow: Flow, flow_run: FlowRun, state: State) -> None:
 @flow(
     name="training",
     description="Train, gate and register a model from a pipeline config.",
-    # Candidates bound themselves (tuning.parallel_candidates); one more thread for the
-    # preparation that runs beside them.
+    # Candidates bound themselves (tuning.parallel_candidates); the extra thread lets the three
+    # preparation tasks run beside validation (which stays on the flow's thread).
     task_runner=ThreadPoolTaskRunner(max_workers=(os.cpu_count() or 2) + 1),
     on_running=[skip_exit_collection],
     on_failure=[_fail_mlflow_runs],
