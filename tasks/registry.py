@@ -78,7 +78,7 @@ def prepare_model_logging() -> list[str]:
 
     The first model logged in a process pays for importing skops (it lists every scikit-learn
     estimator) and for MLflow's scan of the installed packages behind that check: about 1.3 s.
-    The training flow runs this beside the cross-validation, so logging the refit model does not
+    The training flow runs this beside the refit, so logging the refit model does not
     wait for either.
     """
     import skops.io  # noqa: F401  # loaded once per process; trusted_types uses it
