@@ -6,7 +6,7 @@ from prefect import flow
 from pydantic import BaseModel, Field
 
 from prefect_mlops.monitoring import DriftSummary, WindowSpec
-from prefect_mlops.process import skip_exit_collection
+from prefect_mlops.runtime import skip_exit_collection
 from prefect_mlops.settings import Settings
 from tasks.configure import load_pipeline_config
 from tasks.monitor import (

@@ -9,7 +9,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field, model_validator
 
 from prefect_mlops.config import SourceConfig
-from prefect_mlops.process import skip_exit_collection
+from prefect_mlops.runtime import skip_exit_collection
 from prefect_mlops.settings import Settings
 from tasks.configure import load_pipeline_config
 from tasks.score import (

@@ -13,8 +13,8 @@ from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from prefect_mlops.process import skip_exit_collection
 from prefect_mlops.results import TrainingResult
+from prefect_mlops.runtime import skip_exit_collection
 from prefect_mlops.settings import Settings
 from tasks.approval import request_approval
 from tasks.configure import load_pipeline_config

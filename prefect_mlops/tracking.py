@@ -5,12 +5,13 @@ from __future__ import annotations
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from prefect_mlops.registry import registry_client
 from prefect_mlops.settings import Settings
 
 
 def mlflow_client(settings: Settings) -> MlflowClient:
     """A client for the configured tracking and registry stores."""
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+    return registry_client(settings.tracking_uri, settings.registry_uri)
 
 
 def use_tracking(settings: Settings) -> None:

@@ -20,7 +20,7 @@ from prefect_mlops.errors import ConfigError
 from serving.auth import require_token
 from serving.errors import InputError, ServingError
 from serving.metrics import ServiceMetrics
-from serving.model import registry_client
+from serving.model import serving_client
 from serving.prediction_log import PredictionLog, open_store
 from serving.predictor import Predictor
 from serving.routes import infer, invocations, json_response, predict, private, public
@@ -65,7 +65,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         queue_size=settings.log_queue_size,
     )
     log.start()
-    predictor = Predictor(settings, registry_client(settings), log, app.state.metrics)
+    predictor = Predictor(settings, serving_client(settings), log, app.state.metrics)
     app.state.predictor = predictor
     app.state.log = log
     await run_in_threadpool(predictor.try_refresh)

@@ -13,6 +13,7 @@ import pandas as pd
 from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
+from prefect_mlops.registry import registry_client, require_version
 from serving.engines import CompileError, Engine, SklearnEngine, compile_onnx
 from serving.schema import InputSchema
 from serving.settings import ServeSettings
@@ -45,14 +46,14 @@ class LoadedModel:
         return f"models:/{self.name}/{self.version}"
 
 
-def registry_client(settings: ServeSettings) -> MlflowClient:
+def serving_client(settings: ServeSettings) -> MlflowClient:
     """A client for the configured tracking and registry stores (never a global one)."""
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+    return registry_client(settings.tracking_uri, settings.registry_uri)
 
 
 def resolve_alias(client: MlflowClient, settings: ServeSettings) -> str:
     """The version the alias points at right now."""
-    return str(client.get_model_version_by_alias(settings.model_name, settings.alias).version)
+    return str(require_version(client, settings.model_name, settings.alias).version)
 
 
 def load_version(client: MlflowClient, settings: ServeSettings, version: str) -> LoadedModel:

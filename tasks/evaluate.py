@@ -16,11 +16,12 @@ from sklearn.metrics import ConfusionMatrixDisplay, PredictionErrorDisplay, RocC
 from sklearn.pipeline import Pipeline
 
 from prefect_mlops.config import PipelineConfig, TaskType
+from prefect_mlops.io import read_parquet
 from prefect_mlops.metrics import classification_metrics, regression_metrics, scorer_name
 from prefect_mlops.results import Evaluation, FeatureSchema, SplitRefs
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import mlflow_client
-from tasks.io import RELEASES_MEMORY, read_parquet
+from tasks.policies import RELEASES_MEMORY
 
 MIN_SLICE_ROWS = 10
 IMPORTANCE_SAMPLE_ROWS = 2000

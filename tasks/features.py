@@ -13,8 +13,9 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.errors import DataQualityError
+from prefect_mlops.io import read_parquet
 from prefect_mlops.results import FeatureSchema, Snapshot
-from tasks.io import RELEASES_MEMORY, read_parquet
+from tasks.policies import RELEASES_MEMORY
 
 DATETIME_PARTS = ("month", "day", "dayofweek", "hour")
 

@@ -15,8 +15,9 @@ from prefect import task
 
 from prefect_mlops.config import SourceConfig, WindowConfig
 from prefect_mlops.errors import IngestError
+from prefect_mlops.io import write_parquet_atomic
 from prefect_mlops.results import Snapshot
-from tasks.io import IO_RETRY_DELAYS, RELEASES_MEMORY, retry_transient, write_parquet_atomic
+from tasks.policies import IO_RETRIES, RELEASES_MEMORY
 
 
 def read_source(source: SourceConfig) -> pd.DataFrame:
@@ -137,12 +138,7 @@ def recent_rows(frame: pd.DataFrame, window: WindowConfig) -> pd.DataFrame:
     return frame.loc[clock > start].reset_index(drop=True)
 
 
-@task(
-    retries=2,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=retry_transient,
-    **RELEASES_MEMORY,
-)
+@task(**IO_RETRIES, **RELEASES_MEMORY)
 def snapshot_source(
     source: SourceConfig, snapshot_dir: Path, window: WindowConfig | None = None
 ) -> Snapshot:

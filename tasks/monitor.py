@@ -28,7 +28,6 @@ from evidently.core.report import Snapshot as EvidentlySnapshot
 from evidently.metrics import DriftedColumnsCount, ValueDrift
 from evidently.presets import ClassificationPreset, DataSummaryPreset, RegressionPreset
 from mlflow.entities import Metric, RunStatus
-from mlflow.exceptions import MlflowException
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
@@ -36,6 +35,7 @@ from prefect.runtime import flow_run
 from sklearn import metrics as skm
 
 from prefect_mlops.config import MonitoringConfig, PipelineConfig, TaskType
+from prefect_mlops.io import read_parquet, write_parquet_atomic
 from prefect_mlops.metrics import higher_is_better, regression_metrics
 from prefect_mlops.monitoring import (
     DATA_INVALID,
@@ -54,12 +54,13 @@ from prefect_mlops.monitoring import (
     WindowSpec,
     model_resource_id,
 )
+from prefect_mlops.registry import find_version
 from prefect_mlops.results import FeatureSchema, ValidationSummary
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import ensure_experiment, mlflow_client, use_tracking
 from tasks.features import infer_schema
 from tasks.ingest import fingerprint_frame
-from tasks.io import IO_RETRY_DELAYS, read_parquet, retry_transient, write_parquet_atomic
+from tasks.policies import IO_RETRIES
 from tasks.report import artifact_key
 from tasks.validate import validate_frame
 
@@ -90,14 +91,13 @@ def workspace_root(settings: Settings) -> Path:
 # --- reference: the monitored version and its training snapshot -------------------------------
 
 
-@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+@task(**IO_RETRIES)
 def resolve_monitored_model(name: str, alias: str, settings: Settings) -> MonitoredModel:
     """The version behind `alias`, its training snapshot (lineage tags) and holdout metrics."""
     client = mlflow_client(settings)
-    try:
-        version = client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        raise ReferenceDataError(f"registered model {name!r} has no alias {alias!r}") from exc
+    version = find_version(client, name, alias)
+    if version is None:
+        raise ReferenceDataError(f"registered model {name!r} has no alias {alias!r}")
     label = f"{name} v{version.version} (@{alias})"
     run_id = version.tags.get("mlflow_run_id") or version.run_id
     run = client.get_run(run_id) if run_id else None
@@ -180,7 +180,7 @@ def _label_column(values: pd.Series, task_type: TaskType) -> pd.Series:
     return values
 
 
-@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+@task(**IO_RETRIES)
 def load_current_window(
     spec: WindowSpec, config: PipelineConfig, model: MonitoredModel, settings: Settings
 ) -> WindowRef:
@@ -640,7 +640,7 @@ def nothing_to_monitor(window: WindowRef) -> MonitoringDecision:
     )
 
 
-@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+@task(**IO_RETRIES)
 def log_monitoring_run(
     summary: DriftSummary, report: DriftReport, config: PipelineConfig, settings: Settings
 ) -> DriftSummary:

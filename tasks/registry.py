@@ -10,13 +10,21 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
-from mlflow.tracking import MlflowClient
 from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
 from prefect import get_run_logger, task
 from sklearn.pipeline import Pipeline
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.errors import RegistryError
+from prefect_mlops.io import read_parquet, read_parquet_head
+from prefect_mlops.registry import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    aliases_of,
+    move_champion,
+    version_by_alias,
+)
 from prefect_mlops.results import (
     ChampionScore,
     FeatureSchema,
@@ -30,18 +38,9 @@ from prefect_mlops.results import (
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import mlflow_client, use_tracking
 from tasks.evaluate import holdout_metrics
-from tasks.io import (
-    IO_RETRY_DELAYS,
-    RELEASES_MEMORY,
-    read_parquet,
-    read_parquet_head,
-    retry_transient,
-)
+from tasks.policies import IO_RETRIES, RELEASES_MEMORY
 from tasks.track import lineage_tags
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-PREVIOUS_CHAMPION = "previous-champion"
 # skops refuses unknown types on load. We trust our own transformer functions and a reviewed list
 # of library types our estimators need; the files are written by this flow, never uploaded.
 TRUSTED_MODULE_PREFIXES = ("tasks.features.",)
@@ -108,16 +107,7 @@ def log_sklearn_model(
     )
 
 
-def _version_by_alias(client: MlflowClient, name: str, alias: str) -> str | None:
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower():
-            return None
-        raise
-
-
-@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+@task(**IO_RETRIES)
 def log_model(
     model: Pipeline,
     split: SplitRefs,
@@ -165,7 +155,7 @@ def score_champion(
     name: str, split: SplitRefs, schema: FeatureSchema, settings: Settings
 ) -> ChampionScore | None:
     """Score the current champion on the same holdout, or None when there is no champion."""
-    version = _version_by_alias(mlflow_client(settings), name, CHAMPION)
+    version = version_by_alias(mlflow_client(settings), name, CHAMPION)
     if version is None:
         return None
     use_tracking(settings)
@@ -179,7 +169,7 @@ def score_champion(
     return ChampionScore(version=version, metrics=metrics)
 
 
-@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+@task(**IO_RETRIES)
 def register_model(
     logged: LoggedModel,
     config: PipelineConfig,
@@ -210,30 +200,7 @@ def register_model(
     return ModelVersionRef(name=name, version=str(created.version), aliases=[CHALLENGER])
 
 
-def move_champion(client: MlflowClient, name: str, version: str) -> str | None:
-    """Point `champion` at `version`, keeping the old champion as `previous-champion`."""
-    current = _version_by_alias(client, name, CHAMPION)
-    if current == version:
-        return current
-    previous = _version_by_alias(client, name, PREVIOUS_CHAMPION)
-    if current is not None:
-        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, current)
-    try:
-        client.set_registered_model_alias(name, CHAMPION, version)
-    except MlflowException as exc:
-        _restore_alias(client, name, PREVIOUS_CHAMPION, previous)
-        raise RegistryError(f"cannot move {CHAMPION!r} of {name} to v{version}: {exc}") from exc
-    return current
-
-
-def _restore_alias(client: MlflowClient, name: str, alias: str, version: str | None) -> None:
-    if version is None:
-        client.delete_registered_model_alias(name, alias)
-    else:
-        client.set_registered_model_alias(name, alias, version)
-
-
-@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+@task(**IO_RETRIES)
 def promote_model(name: str, version: str, reason: str, settings: Settings) -> ModelVersionRef:
     """Make `version` the champion; the old champion stays reachable as `previous-champion`."""
     client = mlflow_client(settings)
@@ -246,17 +213,12 @@ def promote_model(name: str, version: str, reason: str, settings: Settings) -> M
     return ModelVersionRef(name=name, version=version, aliases=aliases_of(client, name, version))
 
 
-@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+@task(**IO_RETRIES)
 def rollback_model(name: str, settings: Settings) -> ModelVersionRef:
     """Swap `champion` and `previous-champion`: one step back, and one step forward again."""
     client = mlflow_client(settings)
-    previous = _version_by_alias(client, name, PREVIOUS_CHAMPION)
+    previous = version_by_alias(client, name, PREVIOUS_CHAMPION)
     if previous is None:
         raise RegistryError(f"{name} has no {PREVIOUS_CHAMPION!r} alias to roll back to")
     move_champion(client, name, previous)
     return ModelVersionRef(name=name, version=previous, aliases=aliases_of(client, name, previous))
-
-
-def aliases_of(client: MlflowClient, name: str, version: str) -> list[str]:
-    """The aliases currently pointing at a version."""
-    return sorted(client.get_model_version(name, version).aliases)

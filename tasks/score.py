@@ -20,11 +20,12 @@ from pydantic import BaseModel, Field, model_validator
 
 from prefect_mlops.config import PipelineConfig, SourceConfig
 from prefect_mlops.errors import DataValidationError, IngestError
+from prefect_mlops.registry import require_version
 from prefect_mlops.results import ModelVersionRef, ValidationSummary
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import mlflow_client, use_tracking
 from serving.prediction_log import PredictionRecord, open_store
-from tasks.io import IO_RETRY_DELAYS, retry_transient
+from tasks.policies import IO_RETRIES
 from tasks.validate import validate_frame
 
 
@@ -130,10 +131,10 @@ def open_writer(destination: DestinationConfig) -> Iterator[Any]:
         partial.unlink(missing_ok=True)
 
 
-@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+@task(**IO_RETRIES)
 def resolve_model(name: str, alias: str, settings: Settings) -> ModelVersionRef:
     """The registered version an alias points at now (fixed for the whole run)."""
-    version = mlflow_client(settings).get_model_version_by_alias(name, alias)
+    version = require_version(mlflow_client(settings), name, alias)
     return ModelVersionRef(name=name, version=str(version.version), aliases=[alias])
 
 

@@ -13,8 +13,9 @@ from sklearn.model_selection import train_test_split
 
 from prefect_mlops.config import SplitConfig
 from prefect_mlops.errors import DataQualityError
+from prefect_mlops.io import write_table_atomic
 from prefect_mlops.results import Snapshot, SplitRefs
-from tasks.io import RELEASES_MEMORY, write_table_atomic
+from tasks.policies import RELEASES_MEMORY
 
 
 def split_rows(

@@ -18,7 +18,7 @@ from prefect_mlops.config import PipelineConfig
 from prefect_mlops.results import Snapshot, SplitRefs, ValidationSummary
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import ensure_experiment, mlflow_client
-from tasks.io import IO_RETRY_DELAYS, retry_transient
+from tasks.policies import IO_RETRIES
 
 FLOW_RUN_TAG = "prefect.flow_run_id"
 SCHEMA_SAMPLE_ROWS = 1000
@@ -62,13 +62,13 @@ def describe_dataset(uri: str, name: str, context: str) -> MetaDataset:
     return MetaDataset(source=source, name=name, digest=digest, schema=schema)
 
 
-@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+@task(**IO_RETRIES)
 def open_experiment(config: PipelineConfig, settings: Settings) -> str:
     """Connect to the tracking store and make sure the config's experiment exists; its id."""
     return ensure_experiment(mlflow_client(settings), config.experiment, settings)
 
 
-@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+@task(**IO_RETRIES)
 def start_training_run(
     experiment_id: str,
     config: PipelineConfig,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import os
 import time
 
 import numpy as np
@@ -19,16 +18,17 @@ from sklearn.model_selection import (
     cross_validate,
 )
 from sklearn.pipeline import Pipeline
-from threadpoolctl import threadpool_limits
 
 from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.errors import ConfigError
+from prefect_mlops.io import read_parquet
 from prefect_mlops.metrics import cv_score_to_metric, higher_is_better, scorer_name
 from prefect_mlops.results import CandidateScore, CandidateSpec, FeatureSchema, SplitRefs
+from prefect_mlops.runtime import cpu_count, cpu_share, openmp_threads
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import mlflow_client
 from tasks.features import build_preprocessor
-from tasks.io import RELEASES_MEMORY, read_parquet, retry_transient
+from tasks.policies import RELEASES_MEMORY, retry_transient
 
 ESTIMATORS: dict[TaskType, dict[str, type[BaseEstimator]]] = {
     TaskType.regression: {
@@ -131,7 +131,7 @@ ONE_AT_A_TIME_ROWS = 250_000
 def default_parallel_candidates(train_rows: int) -> int:
     """Candidates cross-validated at once when the config does not say: one per core, or one
     at a time on large data."""
-    return 1 if train_rows >= ONE_AT_A_TIME_ROWS else os.cpu_count() or 1
+    return 1 if train_rows >= ONE_AT_A_TIME_ROWS else cpu_count()
 
 
 def cross_validate_candidates(
@@ -149,10 +149,9 @@ def cross_validate_candidates(
     with the run's events), and the deployment's own concurrency limit already keeps training
     runs apart.
     """
-    cores = os.cpu_count() or 1
     wanted = config.tuning.parallel_candidates or default_parallel_candidates(split.train_rows)
     parallel = max(1, min(wanted, len(specs)))
-    threads = max(1, cores // parallel)
+    threads = cpu_share(parallel)
     args = (split, schema, config, parent_run_id, settings, threads)
     if parallel == 1:
         # One at a time on the flow's own thread, like the refit that follows: OpenMP keeps one
@@ -194,8 +193,7 @@ def score_candidate(
     train = read_parquet(split.train_uri, columns=schema.columns())
     metric = config.gate.primary_metric
     started = time.perf_counter()
-    # Candidates side by side on worker threads share the cores, or their OpenMP threads thrash.
-    with threadpool_limits(limits=threads, user_api="openmp"):
+    with openmp_threads(threads):
         cv = cross_validate(
             build_model(spec, schema, config.seed),
             train[schema.features],

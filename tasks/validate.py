@@ -48,16 +48,11 @@ from prefect.logging import get_run_logger
 
 from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.errors import DataQualityError, DataValidationError
+from prefect_mlops.io import read_parquet, write_parquet_atomic
 from prefect_mlops.results import FailedExpectation, Snapshot, ValidationSummary
 from prefect_mlops.settings import Settings
 from tasks.features import infer_schema
-from tasks.io import (
-    IO_RETRY_DELAYS,
-    RELEASES_MEMORY,
-    read_parquet,
-    retry_transient,
-    write_parquet_atomic,
-)
+from tasks.policies import IO_RETRIES, RELEASES_MEMORY
 
 Purpose = Literal["training", "scoring"]
 
@@ -545,12 +540,7 @@ def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
-@task(
-    retries=2,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=retry_transient,
-    **RELEASES_MEMORY,
-)
+@task(**IO_RETRIES, **RELEASES_MEMORY)
 def validate_snapshot(
     snapshot: Snapshot,
     config: PipelineConfig,

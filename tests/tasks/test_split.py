@@ -6,8 +6,8 @@ import pytest
 
 from prefect_mlops.config import SplitConfig
 from prefect_mlops.errors import DataQualityError
+from prefect_mlops.io import write_parquet_atomic
 from prefect_mlops.results import Snapshot
-from tasks.io import write_parquet_atomic
 from tasks.split import split_frame, split_snapshot
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +12,7 @@ from prefect import flow
 from prefect_mlops.config import PipelineConfig, load_config
 from prefect_mlops.errors import ConfigError
 from prefect_mlops.results import CandidateScore, CandidateSpec
+from prefect_mlops.runtime import cpu_count
 from prefect_mlops.settings import Settings
 from tasks.features import infer_schema
 from tasks.ingest import snapshot_source
@@ -41,7 +41,7 @@ def test_waves_keep_the_planned_order_and_bound_each_group() -> None:
 
 def test_large_training_sets_run_candidates_one_at_a_time_by_default() -> None:
     assert default_parallel_candidates(ONE_AT_A_TIME_ROWS) == 1
-    assert default_parallel_candidates(ONE_AT_A_TIME_ROWS - 1) == (os.cpu_count() or 1)
+    assert default_parallel_candidates(ONE_AT_A_TIME_ROWS - 1) == cpu_count()
 
 
 def test_parallel_candidates_must_be_positive(tmp_path: Path) -> None:

@@ -27,9 +27,9 @@ from prefect.client.schemas.sorting import ArtifactSort
 
 from prefect_mlops.config import PipelineConfig, load_config, parse_config
 from prefect_mlops.errors import DataValidationError
+from prefect_mlops.io import write_parquet_atomic
 from prefect_mlops.results import FailedExpectation, Snapshot, ValidationSummary
 from prefect_mlops.settings import Settings
-from tasks.io import write_parquet_atomic
 from tasks.validate import (
     INT_TYPES,
     NUMERIC_TYPES,

@@ -5,7 +5,7 @@ import textwrap
 from flows.monitoring import monitoring_flow
 from flows.scoring import scoring_flow
 from flows.training import training_flow
-from prefect_mlops.process import skip_exit_collection
+from prefect_mlops.runtime import skip_exit_collection
 
 
 def test_heavy_flows_skip_the_exit_collection() -> None:
@@ -17,7 +17,7 @@ def test_the_heap_is_frozen_at_exit_and_other_handlers_still_run() -> None:
     script = textwrap.dedent(
         """
         import atexit, gc
-        from prefect_mlops.process import skip_exit_collection
+        from prefect_mlops.runtime import skip_exit_collection
         # registered first, so it runs after skip_exit_collection's handler
         atexit.register(lambda: print("frozen", gc.get_freeze_count() > 0, flush=True))
         skip_exit_collection()

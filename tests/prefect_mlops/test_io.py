@@ -8,10 +8,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from prefect_mlops.io import read_parquet_head, write_table_atomic
+from prefect_mlops.runtime import release_memory
 from tasks.evaluate import evaluate_model
 from tasks.features import derive_schema
 from tasks.ingest import snapshot_source
-from tasks.io import read_parquet_head, release_memory, write_table_atomic
 from tasks.registry import score_champion
 from tasks.split import split_snapshot
 from tasks.train import fit_model, score_candidate

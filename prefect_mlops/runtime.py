@@ -1,0 +1,80 @@
+"""Process tuning, each piece with the figure it buys: exit collection, heap trimming, CPU shares.
+
+Kept apart from the domain code so that what is a measured workaround stays visible as one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import gc
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Any
+
+from threadpoolctl import threadpool_limits
+
+
+def skip_exit_collection(*_: Any) -> None:
+    """Make interpreter shutdown skip its final garbage collections over long-lived objects.
+
+    A flow run imports Prefect, MLflow, Great Expectations and scikit-learn: millions of objects
+    that CPython's shutdown collections walk (about 1.5 s per process) only to free memory the
+    operating system takes back anyway. `gc.freeze()` at exit moves them out of the collector's
+    reach, as servers do before forking. Every atexit handler still runs (logging's flush,
+    Prefect's log and event workers, weakref finalizers, temporary-directory clean-up); only the
+    collection of unreachable cycles at the very end is skipped. Usable as a Prefect `on_running`
+    hook; calling it again registers nothing twice. Measured: 1.37 s -> 0.08 s per process.
+    """
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
+
+
+@cache
+def _libc() -> Any:
+    try:
+        library = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, musl): nothing to trim
+        return None
+    return library if hasattr(library, "malloc_trim") else None
+
+
+def release_memory(*_: Any) -> None:
+    """Give the heap that a data-heavy step freed back to the operating system.
+
+    glibc keeps freed memory in per-thread arenas, so after a task on a worker thread drops a
+    large frame the process still holds it and the next task's peak stacks on top (Dask's
+    workers trim for the same reason). Usable as a Prefect state hook; a no-op off glibc. No
+    `gc.collect()`: frames are freed by reference counting, and a full collection over the
+    objects Prefect, MLflow and GX keep costs about 0.4 s a call.
+    """
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def cpu_count() -> int:
+    """Cores this process may use (its affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def cpu_share(parallel: int) -> int:
+    """OpenMP threads for each of `parallel` jobs side by side on this process's cores."""
+    return max(1, cpu_count() // max(1, parallel))
+
+
+@contextmanager
+def openmp_threads(threads: int) -> Iterator[None]:
+    """Cap OpenMP threads (scikit-learn's boosting, forests' BLAS) for work on this thread.
+
+    Candidates side by side on worker threads share the cores; uncapped, their OpenMP teams
+    thrash (once libgomp manages more threads than cores it stops spin-waiting: a refit made
+    76,881 voluntary context switches instead of 288 and took 10.1 s instead of 8.2 s).
+    """
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        yield
