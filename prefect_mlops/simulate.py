@@ -151,7 +151,7 @@ def replay(url: str, rows: pd.DataFrame, features: list[str], target: str) -> in
 
 def wait_for_log(log_dir: Path, rows: int) -> None:
     """Wait until the service's background writer has flushed `rows` predictions and labels."""
-    from serving.prediction_log import read_prediction_log
+    from prefect_mlops.prediction_log import read_prediction_log
 
     deadline = time.monotonic() + LOG_WAIT_SECONDS
     while time.monotonic() < deadline:

@@ -17,11 +17,12 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from prefect_mlops.errors import ConfigError
+from prefect_mlops.prediction_log import open_store
 from serving.auth import require_token
 from serving.errors import InputError, ServingError
+from serving.log_writer import PredictionLog
 from serving.metrics import ServiceMetrics
 from serving.model import serving_client
-from serving.prediction_log import PredictionLog, open_store
 from serving.predictor import Predictor
 from serving.routes import infer, invocations, json_response, predict, private, public
 from serving.settings import ServeSettings

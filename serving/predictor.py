@@ -13,10 +13,11 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
+from prefect_mlops.prediction_log import FeedbackRecord, PredictionRecord
 from serving.errors import NotReadyError, UnknownModelError
+from serving.log_writer import PredictionLog
 from serving.metrics import ServiceMetrics
 from serving.model import LoadedModel, load_version, resolve_alias
-from serving.prediction_log import FeedbackRecord, PredictionLog, PredictionRecord
 from serving.schema import Columns
 from serving.settings import ServeSettings
 

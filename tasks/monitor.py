@@ -54,6 +54,7 @@ from prefect_mlops.monitoring import (
     WindowSpec,
     model_resource_id,
 )
+from prefect_mlops.names import artifact_key
 from prefect_mlops.registry import find_version
 from prefect_mlops.results import FeatureSchema, ValidationSummary
 from prefect_mlops.settings import Settings
@@ -61,7 +62,6 @@ from prefect_mlops.tracking import ensure_experiment, mlflow_client, use_trackin
 from tasks.features import infer_schema
 from tasks.ingest import fingerprint_frame
 from tasks.policies import IO_RETRIES
-from tasks.report import artifact_key
 from tasks.validate import validate_frame
 
 PREDICTION = "prediction"
@@ -147,7 +147,7 @@ def log_frame(
     The time a prediction was made stands in for the split clock (e.g. `timestamp`) when the
     requests did not carry it: live rows are scored as they happen.
     """
-    from serving.prediction_log import read_prediction_log
+    from prefect_mlops.prediction_log import read_prediction_log
 
     directory = Path(spec.log_dir) if spec.log_dir else settings.artifact_root / "prediction_log"
     log = read_prediction_log(url=spec.log_url, directory=directory)

@@ -7,6 +7,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.metrics import higher_is_better
+from prefect_mlops.names import artifact_key
 from prefect_mlops.results import (
     CandidateScore,
     Evaluation,
@@ -15,12 +16,6 @@ from prefect_mlops.results import (
     Snapshot,
     ValidationSummary,
 )
-
-
-def artifact_key(*parts: str) -> str:
-    """A Prefect artifact key: lowercase letters, digits and dashes only."""
-    raw = "-".join(parts).lower()
-    return "".join(c if c.isalnum() else "-" for c in raw).strip("-")
 
 
 def gate_markdown(decision: GateDecision) -> str:

@@ -20,11 +20,11 @@ from pydantic import BaseModel, Field, model_validator
 
 from prefect_mlops.config import PipelineConfig, SourceConfig
 from prefect_mlops.errors import DataValidationError, IngestError
+from prefect_mlops.prediction_log import PredictionRecord, open_store
 from prefect_mlops.registry import require_version
 from prefect_mlops.results import ModelVersionRef, ValidationSummary
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import mlflow_client, use_tracking
-from serving.prediction_log import PredictionRecord, open_store
 from tasks.policies import IO_RETRIES
 from tasks.validate import validate_frame
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +48,7 @@ from prefect.logging import get_run_logger
 from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.errors import DataQualityError, DataValidationError
 from prefect_mlops.io import read_parquet, write_parquet_atomic
+from prefect_mlops.names import artifact_key
 from prefect_mlops.results import FailedExpectation, Snapshot, ValidationSummary
 from prefect_mlops.settings import Settings
 from tasks.features import infer_schema
@@ -573,7 +573,7 @@ def _publish(
     """A markdown artifact in the Prefect UI; skipped when not inside a flow or task run."""
     if FlowRunContext.get() is None and TaskRunContext.get() is None:
         return
-    key = re.sub(r"[^a-z0-9-]+", "-", f"validation-{config.name}".lower())
+    key = artifact_key("validation", config.name)
     create_markdown_artifact(
         key=key,
         markdown=validation_markdown(summary, purpose, snapshot),

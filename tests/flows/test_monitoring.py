@@ -322,7 +322,7 @@ def test_classifier_quality_uses_the_labels_that_have_arrived(classifier) -> Non
 
 
 def test_window_is_read_from_a_sql_prediction_log(trained, tmp_path: Path) -> None:
-    from serving.prediction_log import FeedbackRecord, PredictionRecord, SqlStore
+    from prefect_mlops.prediction_log import FeedbackRecord, PredictionRecord, SqlStore
 
     summer = months(trained["data"], 7, 9).head(600)
     url = f"sqlite:///{tmp_path / 'predictions.db'}"

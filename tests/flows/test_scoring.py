@@ -14,9 +14,9 @@ from mlflow.tracking import MlflowClient
 from flows.scoring import ScoringParams, scoring_flow
 from prefect_mlops.config import PipelineConfig, SourceConfig
 from prefect_mlops.errors import DataValidationError
+from prefect_mlops.prediction_log import read_prediction_log
 from prefect_mlops.results import CandidateSpec
 from prefect_mlops.settings import Settings
-from serving.prediction_log import read_prediction_log
 from tasks.features import infer_schema
 from tasks.registry import log_sklearn_model
 from tasks.score import DestinationConfig

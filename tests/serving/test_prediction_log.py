@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 from fastapi.testclient import TestClient
 
+from prefect_mlops.prediction_log import read_prediction_log
 from serving.app import create_app
-from serving.prediction_log import read_prediction_log
 from tests.serving.conftest import REGRESSOR, make_settings, row
 
 

@@ -19,7 +19,7 @@ import pytest
 from mlflow.pyfunc.scoring_server import CONTENT_TYPE_CSV
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
-from serving.prediction_log import read_prediction_log
+from prefect_mlops.prediction_log import read_prediction_log
 from tests.serving.conftest import REGRESSOR, row, synthetic_frame
 
 pytestmark = pytest.mark.system

@@ -162,7 +162,7 @@ def test_late_class_labels_take_the_type_of_the_predictions() -> None:
 def test_log_window_reads_recent_rows_of_the_model_with_labels(
     tmp_path: Path, settings: Settings, config: PipelineConfig
 ) -> None:
-    from serving.prediction_log import FeedbackRecord, ParquetStore, PredictionRecord
+    from prefect_mlops.prediction_log import FeedbackRecord, ParquetStore, PredictionRecord
 
     store = ParquetStore(tmp_path / "log")
     now = time.time()
