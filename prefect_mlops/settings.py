@@ -40,6 +40,21 @@ class Settings(BaseSettings):
         return self.artifact_root / "quarantine"
 
     @property
+    def prediction_log_dir(self) -> Path:
+        """The Parquet prediction log every service, scoring run and monitoring run shares."""
+        return self.artifact_root / "prediction_log"
+
+    @property
+    def monitoring_dir(self) -> Path:
+        """Monitoring outputs: one folder per run with the window, reports and summary."""
+        return self.artifact_root / "monitoring"
+
+    @property
+    def evidently_dir(self) -> Path:
+        """The local Evidently workspace (`evidently ui --workspace <this>`)."""
+        return self.artifact_root / "evidently"
+
+    @property
     def mlflow_artifact_dir(self) -> Path:
         """Artifact location of experiments created on a local (non-server) tracking store."""
         return self.artifact_root / "mlflow"
