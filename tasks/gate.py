@@ -1,14 +1,11 @@
-"""Gate: bless a candidate only when every rule holds; one message lists every violation."""
+"""Gate tasks: the model gate's decision and enforcement, visible as steps of the run."""
 
 from __future__ import annotations
 
-import math
-
 from prefect import task
 
+from prefect_mlops import gate as model_gate
 from prefect_mlops.config import GateConfig
-from prefect_mlops.errors import ModelGateError
-from prefect_mlops.metrics import is_better, is_no_worse
 from prefect_mlops.results import (
     ChampionScore,
     Evaluation,
@@ -18,85 +15,12 @@ from prefect_mlops.results import (
 )
 
 
-def threshold_checks(evaluation: Evaluation, gate: GateConfig) -> list[GateCheck]:
-    """One check per configured absolute threshold."""
-    checks = []
-    for metric, bound in sorted(gate.thresholds.items()):
-        value = evaluation.metrics.get(metric, math.nan)
-        ok = math.isfinite(value)
-        if bound.min is not None:
-            ok = ok and value >= bound.min
-        if bound.max is not None:
-            ok = ok and value <= bound.max
-        limits = " and ".join(
-            part
-            for part in (
-                f">= {bound.min}" if bound.min is not None else "",
-                f"<= {bound.max}" if bound.max is not None else "",
-            )
-            if part
-        )
-        checks.append(
-            GateCheck(rule=f"{metric} {limits}", passed=ok, detail=f"{metric} = {value:.4g}")
-        )
-    return checks
-
-
-def champion_check(
-    evaluation: Evaluation, champion: ChampionScore | None, gate: GateConfig
-) -> GateCheck:
-    """No worse than the current champion on the same holdout, within the tolerance."""
-    metric = gate.primary_metric
-    rule = f"{metric} no worse than champion (tolerance {gate.champion_tolerance:.0%})"
-    if champion is None:
-        return GateCheck(rule=rule, passed=True, detail="no champion yet")
-    if champion.error is not None:
-        return GateCheck(
-            rule=rule,
-            passed=True,
-            detail=f"champion v{champion.version} cannot score this holdout ({champion.error})",
-        )
-    mine, theirs = evaluation.metrics[metric], champion.metrics[metric]
-    ok = is_no_worse(metric, mine, theirs, gate.champion_tolerance)
-    return GateCheck(
-        rule=rule,
-        passed=ok,
-        detail=f"challenger {mine:.4g} vs champion v{champion.version} {theirs:.4g}",
-    )
-
-
-def decide(
-    evaluation: Evaluation,
-    champion: ChampionScore | None,
-    load_check: GateCheck,
-    gate: GateConfig,
-) -> GateDecision:
-    """Collect every gate rule into one decision."""
-    return GateDecision(
-        checks=[
-            *threshold_checks(evaluation, gate),
-            champion_check(evaluation, champion, gate),
-            load_check,
-        ],
-        champion_version=champion.version if champion else None,
-        champion_metrics=champion.metrics if champion else None,
-    )
-
-
 @task
 def decide_promotion(
     evaluation: Evaluation, champion: ChampionScore | None, gate: GateConfig
 ) -> PromotionDecision:
     """Whether a blessed challenger replaces the champion: only when strictly better."""
-    metric = gate.primary_metric
-    if champion is None or champion.error is not None:
-        return PromotionDecision(promote=True, reason="no comparable champion")
-    mine, theirs = evaluation.metrics[metric], champion.metrics[metric]
-    verdict = "beats" if is_better(metric, mine, theirs, gate.min_improvement) else "does not beat"
-    return PromotionDecision(
-        promote=verdict == "beats",
-        reason=f"{metric} {mine:.4g} {verdict} champion v{champion.version} ({theirs:.4g})",
-    )
+    return model_gate.decide_promotion(evaluation, champion, gate)
 
 
 @task
@@ -107,12 +31,10 @@ def decide_gate(
     gate: GateConfig,
 ) -> GateDecision:
     """Apply thresholds, the champion comparison and the load check to the candidate."""
-    return decide(evaluation, champion, load_check, gate)
+    return model_gate.decide(evaluation, champion, load_check, gate)
 
 
 @task
 def enforce_model_gate(decision: GateDecision) -> None:
     """Stop the run, naming every violated rule, when the candidate is not blessed."""
-    if not decision.passed:
-        reasons = "; ".join(f"{c.rule} ({c.detail})" for c in decision.violations)
-        raise ModelGateError(f"model not blessed, nothing registered: {reasons}")
+    model_gate.check_model_gate(decision)

@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.errors import RegistryError
+from prefect_mlops.evaluation import holdout_metrics
 from prefect_mlops.io import read_parquet, read_parquet_head
 from prefect_mlops.registry import (
     CHALLENGER,
@@ -37,7 +38,6 @@ from prefect_mlops.results import (
 )
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import mlflow_client, use_tracking
-from tasks.evaluate import holdout_metrics
 from tasks.policies import IO_RETRIES, RELEASES_MEMORY
 from tasks.track import lineage_tags
 

@@ -1,6 +1,6 @@
 from prefect_mlops.config import GateConfig
+from prefect_mlops.gate import decide, decide_promotion
 from prefect_mlops.results import ChampionScore, Evaluation, GateCheck
-from tasks.gate import decide, decide_promotion
 
 GATE = GateConfig(
     primary_metric="rmse",
@@ -39,6 +39,6 @@ def test_champion_that_cannot_score_does_not_block() -> None:
 
 def test_only_a_strictly_better_model_is_promoted() -> None:
     champion = ChampionScore(version="3", metrics={"rmse": 50.0})
-    assert not decide_promotion.fn(evaluation(50.0), champion, GATE).promote
-    assert decide_promotion.fn(evaluation(49.0), champion, GATE).promote
-    assert decide_promotion.fn(evaluation(70.0), None, GATE).promote
+    assert not decide_promotion(evaluation(50.0), champion, GATE).promote
+    assert decide_promotion(evaluation(49.0), champion, GATE).promote
+    assert decide_promotion(evaluation(70.0), None, GATE).promote

@@ -11,9 +11,9 @@ import pytest
 from prefect_mlops.io import read_parquet_head, write_table_atomic
 from prefect_mlops.runtime import release_memory
 from tasks.evaluate import evaluate_model
-from tasks.features import derive_schema
 from tasks.ingest import snapshot_source
 from tasks.registry import score_champion
+from tasks.schema import derive_schema
 from tasks.split import split_snapshot
 from tasks.train import fit_model, score_candidate
 from tasks.validate import validate_snapshot

@@ -8,7 +8,8 @@ from prefect_mlops.config import SplitConfig
 from prefect_mlops.errors import DataQualityError
 from prefect_mlops.io import write_parquet_atomic
 from prefect_mlops.results import Snapshot
-from tasks.split import split_frame, split_snapshot
+from prefect_mlops.split import split_frame
+from tasks.split import split_snapshot
 
 
 @pytest.fixture
