@@ -197,7 +197,9 @@ def start_prefect_server(home: Path, env: dict[str, str]) -> tuple[subprocess.Po
 
 def parallel_default(rows: int) -> int:
     """The flow's default `parallel_candidates` for this many rows (its training part)."""
-    from tasks.train import default_parallel_candidates  # not in the bare child's imports
+    from prefect_mlops.estimators import (
+        default_parallel_candidates,  # not in the bare child's imports
+    )
 
     holdout = round(rows * bench_config(Path())["split"]["test_size"])
     return default_parallel_candidates(rows - holdout)

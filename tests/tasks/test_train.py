@@ -11,19 +11,19 @@ from prefect import flow
 
 from prefect_mlops.config import PipelineConfig, load_config
 from prefect_mlops.errors import ConfigError
-from prefect_mlops.results import CandidateScore, CandidateSpec
-from prefect_mlops.runtime import cpu_count
-from prefect_mlops.settings import Settings
-from tasks.features import infer_schema
-from tasks.ingest import snapshot_source
-from tasks.split import split_snapshot
-from tasks.train import (
+from prefect_mlops.estimators import (
     ONE_AT_A_TIME_ROWS,
     candidate_waves,
-    cross_validate_candidates,
     default_parallel_candidates,
     expand_candidates,
 )
+from prefect_mlops.features import infer_schema
+from prefect_mlops.results import CandidateScore, CandidateSpec
+from prefect_mlops.runtime import cpu_count
+from prefect_mlops.settings import Settings
+from tasks.ingest import snapshot_source
+from tasks.split import split_snapshot
+from tasks.train import cross_validate_candidates
 from tests.conftest import fast_config_dict, write_config
 
 
