@@ -2,26 +2,41 @@
 
 from __future__ import annotations
 
-import os
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from prefect import flow
 from prefect.client.schemas.objects import FlowRun
 from prefect.flows import Flow
-from prefect.futures import wait
+from prefect.futures import PrefectFuture, wait
+from prefect.runtime import flow_run as current_run
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
+from sklearn.pipeline import Pipeline
 
-from prefect_mlops.results import TrainingResult
-from prefect_mlops.runtime import skip_exit_collection
+from prefect_mlops.context import TrainingContext
+from prefect_mlops.lineage import RunOrigin
+from prefect_mlops.results import (
+    CandidateScore,
+    ChampionScore,
+    Evaluation,
+    GateCheck,
+    GateDecision,
+    LoggedModel,
+    ModelVersionRef,
+    PreparedData,
+    PromotionDecision,
+    TrainingResult,
+)
+from prefect_mlops.runtime import cpu_count
 from prefect_mlops.settings import Settings
 from tasks.approval import request_approval
 from tasks.configure import load_pipeline_config
 from tasks.evaluate import evaluate_model
-from tasks.features import derive_schema
 from tasks.gate import decide_gate, decide_promotion, enforce_model_gate
 from tasks.ingest import snapshot_source
+from tasks.policies import exit_without_collection
 from tasks.registry import (
     log_model,
     prepare_model_logging,
@@ -31,13 +46,9 @@ from tasks.registry import (
     verify_model_loads,
 )
 from tasks.report import publish_gate_decision, publish_leaderboard, publish_training_summary
+from tasks.schema import derive_schema
 from tasks.split import split_snapshot
-from tasks.track import (
-    fail_open_runs,
-    finish_training_run,
-    open_experiment,
-    start_training_run,
-)
+from tasks.track import close_open_runs, finish_training_run, open_experiment, start_training_run
 from tasks.train import cross_validate_candidates, fit_model, pick_best, plan_candidates
 from tasks.validate import enforce_data_gate, validate_snapshot
 
@@ -54,9 +65,20 @@ class TrainingParams(BaseModel):
     reason: str = Field(default="manual", description="why this run started (e.g. an event id)")
 
 
-def _fail_mlflow_runs(flow: Flow, flow_run: FlowRun, state: State) -> None:
+@dataclass(frozen=True)
+class TrainedCandidate:
+    """The refit best candidate with everything the gate weighs."""
+
+    model: Pipeline
+    logged: LoggedModel
+    evaluation: Evaluation
+    champion: ChampionScore | None
+    load_check: GateCheck
+
+
+def _close_mlflow_runs(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
     """A failed flow run leaves no MLflow run marked RUNNING."""
-    fail_open_runs(Settings(), str(flow_run.id))
+    close_open_runs(Settings(), str(flow_run.id))
 
 
 @flow(
@@ -64,73 +86,110 @@ def _fail_mlflow_runs(flow: Flow, flow_run: FlowRun, state: State) -> None:
     description="Train, gate and register a model from a pipeline config.",
     # Candidates bound themselves (tuning.parallel_candidates); the extra thread lets the three
     # preparation tasks run beside validation (which stays on the flow's thread).
-    task_runner=ThreadPoolTaskRunner(max_workers=(os.cpu_count() or 2) + 1),
-    on_running=[skip_exit_collection],
-    on_failure=[_fail_mlflow_runs],
+    # (Prefect 3.8 types TaskRunner as invariant in its future type, so mypy needs the ignore.)
+    task_runner=ThreadPoolTaskRunner(max_workers=cpu_count() + 1),  # type: ignore[arg-type]
+    on_running=[exit_without_collection],
+    on_failure=[_close_mlflow_runs],
 )
 def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult:  # noqa: B008
     """Train candidates on a fresh snapshot and register the best one if it passes the gates."""
-    settings = Settings()
-    config = load_pipeline_config(params.config_path)
-
-    window = config.training_window if params.window == "recent" else None
-    snapshot = snapshot_source(config.source, settings.snapshot_dir, window)
-    # Independent steps run side by side: the schema, the split and the tracking store (none of
-    # which trains anything) while Great Expectations validates, then evaluate || log || champion.
-    schema_future = derive_schema.submit(snapshot, config)
-    split_future = split_snapshot.submit(
-        snapshot, config.split, config.target, config.seed, settings.split_dir
-    )
-    experiment_future = open_experiment.submit(config, settings)
-    validation = validate_snapshot(snapshot, config, settings)
-    wait([schema_future, split_future, experiment_future])  # nothing outlives a failed gate
-    enforce_data_gate(validation, config.validation.policy)
-    schema, split = schema_future.result(), split_future.result()  # the schema's error first
-    run_id = start_training_run(
-        experiment_future.result(), config, snapshot, validation, split, params.reason, settings
-    )
-
-    specs = plan_candidates(config)
-    scores = cross_validate_candidates(specs, split, schema, config, run_id, settings)
-    publish_leaderboard(scores, config)
+    ctx = open_training(params)
+    data, run_id = prepare_data(ctx)
+    scores = tune_candidates(ctx, data, run_id)
     best = pick_best(scores)
-    logging_ready = prepare_model_logging.submit()  # beside the refit
-    model = fit_model(best.spec, split, schema, config.seed)
-    evaluation_future = evaluate_model.submit(model, split, schema, config, run_id, settings)
-    champion_future = score_champion.submit(config.registered_model_name, split, schema, settings)
-    logged = log_model(model, split, schema, run_id, settings, logging_ready.result())
-    load_check = verify_model_loads(logged, model, split, schema, settings)
-    evaluation, champion = evaluation_future.result(), champion_future.result()
-    decision = decide_gate(evaluation, champion, load_check, config.gate)
-    publish_gate_decision(decision, config)
-    enforce_model_gate(decision)
-
-    version = register_model(logged, config, snapshot, validation, settings)
-    promotion = decide_promotion(evaluation, champion, config.gate)
-    if promotion.promote and config.approval.required:
-        promotion = request_approval(version, promotion, config.approval)
-    if promotion.promote:
-        version = promote_model(version.name, version.version, promotion.reason, settings)
-    publish_training_summary(
-        config,
-        snapshot,
-        validation,
-        scores,
-        evaluation,
-        decision,
-        version,
-        promotion.reason,
-        settings.tracking_uri,
-        run_id,
-    )
-    finish_training_run(run_id, settings)
-    return TrainingResult(
-        snapshot=snapshot,
-        validation=validation,
+    trained = train_best(ctx, data, best, run_id)
+    decision = gate_candidate(ctx, trained)
+    version, promotion = register_and_promote(ctx, data, trained)
+    result = TrainingResult(
+        snapshot=data.snapshot,
+        validation=data.validation,
         best=best,
-        evaluation=evaluation,
+        evaluation=trained.evaluation,
         decision=decision,
         model_version=version,
         promoted=promotion.promote,
+        promotion_reason=promotion.reason,
         mlflow_run_id=run_id,
     )
+    publish_training_summary(ctx, result, scores)
+    finish_training_run(run_id, ctx.settings)
+    return result
+
+
+def open_training(params: TrainingParams) -> TrainingContext:
+    """The run's context: its checked config, the environment and what started it."""
+    origin = RunOrigin(
+        flow_run_id=str(current_run.get_id() or "none"),
+        flow_run_name=str(current_run.get_name() or "none"),
+        reason=params.reason,
+    )
+    config = load_pipeline_config(params.config_path)
+    return TrainingContext(config=config, settings=Settings(), origin=origin, window=params.window)
+
+
+def prepare_data(ctx: TrainingContext) -> tuple[PreparedData, str]:
+    """Snapshot the source and pass its data gate; the schema, split and tracking store are
+    prepared beside Great Expectations (none trains anything), then the MLflow run opens."""
+    snapshot = snapshot_source(ctx.config.source, ctx.settings.snapshot_dir, ctx.training_window)
+    schema = derive_schema.submit(snapshot, ctx.config)
+    split = split_snapshot.submit(
+        snapshot, ctx.config.split, ctx.config.target, ctx.config.seed, ctx.settings.split_dir
+    )
+    experiment = open_experiment.submit(ctx)
+    validation = validate_snapshot(snapshot, ctx.config, ctx.settings)
+    preparation: list[PrefectFuture[Any]] = [schema, split, experiment]
+    wait(preparation)  # nothing outlives a failed gate
+    enforce_data_gate(validation, ctx.config.validation.policy)
+    data = PreparedData(
+        snapshot=snapshot,
+        validation=validation,
+        feature_schema=schema.result(),  # the schema's error first
+        split=split.result(),
+    )
+    return data, start_training_run(ctx, experiment.result(), data)
+
+
+def tune_candidates(ctx: TrainingContext, data: PreparedData, run_id: str) -> list[CandidateScore]:
+    """Cross-validate every planned candidate as its own task and nested MLflow run."""
+    specs = plan_candidates(ctx.config)
+    scores = cross_validate_candidates(
+        specs, data.split, data.feature_schema, ctx.config, run_id, ctx.settings
+    )
+    publish_leaderboard(scores, ctx.config)
+    return scores
+
+
+def train_best(
+    ctx: TrainingContext, data: PreparedData, best: CandidateScore, run_id: str
+) -> TrainedCandidate:
+    """Refit the best candidate; evaluate it, log it and score the champion side by side."""
+    schema, split = data.feature_schema, data.split
+    logging_ready = prepare_model_logging.submit()  # one-time costs, beside the refit
+    model = fit_model(best.spec, split, schema, ctx.config.seed)
+    evaluation = evaluate_model.submit(model, split, schema, ctx.config, run_id, ctx.settings)
+    champion = score_champion.submit(ctx.model_name, split, schema, ctx.settings)
+    logged = log_model(model, split, schema, run_id, ctx.settings, logging_ready.result())
+    load_check = verify_model_loads(logged, model, split, schema, ctx.settings)
+    return TrainedCandidate(model, logged, evaluation.result(), champion.result(), load_check)
+
+
+def gate_candidate(ctx: TrainingContext, trained: TrainedCandidate) -> GateDecision:
+    """Thresholds, the champion comparison and the load check: blessed, or the run stops."""
+    gate = ctx.config.gate
+    decision = decide_gate(trained.evaluation, trained.champion, trained.load_check, gate)
+    publish_gate_decision(decision, ctx.config)
+    enforce_model_gate(decision)
+    return decision
+
+
+def register_and_promote(
+    ctx: TrainingContext, data: PreparedData, trained: TrainedCandidate
+) -> tuple[ModelVersionRef, PromotionDecision]:
+    """Register the blessed challenger; move the champion when it is better (and approved)."""
+    version = register_model(trained.logged, ctx, data)
+    promotion = decide_promotion(trained.evaluation, trained.champion, ctx.config.gate)
+    if promotion.promote and ctx.config.approval.required:
+        promotion = request_approval(version, promotion, ctx.config.approval)
+    if promotion.promote:
+        version = promote_model(version.name, version.version, promotion.reason, ctx.settings)
+    return version, promotion

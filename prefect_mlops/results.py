@@ -145,6 +145,15 @@ class ModelVersionRef(BaseModel):
     aliases: list[str] = Field(default_factory=list)
 
 
+class PreparedData(BaseModel):
+    """The data of one training run once it passed its gate: snapshot, validation, schema, split."""
+
+    snapshot: Snapshot
+    validation: ValidationSummary
+    feature_schema: FeatureSchema
+    split: SplitRefs
+
+
 class TrainingResult(BaseModel):
     """What the training flow returns: enough to find everything it produced."""
 
@@ -153,8 +162,9 @@ class TrainingResult(BaseModel):
     best: CandidateScore
     evaluation: Evaluation
     decision: GateDecision
-    model_version: ModelVersionRef | None
+    model_version: ModelVersionRef
     promoted: bool
+    promotion_reason: str = ""
     mlflow_run_id: str
 
 

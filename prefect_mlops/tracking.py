@@ -6,11 +6,13 @@ import time
 
 import mlflow
 import numpy as np
-from mlflow.entities import Metric, Param
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 
+from prefect_mlops.config import PipelineConfig
+from prefect_mlops.lineage import FLOW_RUN_TAG, RunOrigin, describe_dataset, lineage_tags
 from prefect_mlops.registry import registry_client
-from prefect_mlops.results import CandidateSpec
+from prefect_mlops.results import CandidateSpec, PreparedData
 from prefect_mlops.settings import Settings
 
 
@@ -67,3 +69,54 @@ def log_candidate_run(
     )
     client.set_terminated(run.info.run_id)
     return str(run.info.run_id)
+
+
+def start_training_run(
+    client: MlflowClient,
+    experiment_id: str,
+    config: PipelineConfig,
+    data: PreparedData,
+    origin: RunOrigin,
+) -> str:
+    """Open the parent MLflow run of a training run: lineage tags, parameters, dataset inputs."""
+    run = client.create_run(
+        experiment_id,
+        run_name=f"train-{origin.flow_run_name if origin.flow_run_name != 'none' else config.name}",
+        tags={
+            **lineage_tags(data.snapshot, data.validation, config, origin),
+            "trigger_reason": origin.reason,
+        },
+    )
+    run_id = str(run.info.run_id)
+    params = {
+        "task": str(config.task),
+        "target": config.target,
+        "split_strategy": config.split.strategy,
+        "test_size": config.split.test_size,
+        "seed": config.seed,
+        "cv_folds": config.tuning.cv_folds,
+        "train_rows": data.split.train_rows,
+        "holdout_rows": data.split.holdout_rows,
+    }
+    client.log_batch(run_id, params=[Param(key, str(value)) for key, value in params.items()])
+    name = f"{config.name}-{data.snapshot.fingerprint}"
+    inputs = [
+        DatasetInput(
+            describe_dataset(uri, name, context)._to_mlflow_entity(),
+            [InputTag("mlflow.data.context", context)],
+        )
+        for context, uri in (
+            ("training", data.split.train_uri),
+            ("holdout", data.split.holdout_uri),
+        )
+    ]
+    client.log_inputs(run_id, datasets=inputs)
+    return run_id
+
+
+def fail_open_runs(client: MlflowClient, flow_run_id: str) -> None:
+    """Mark every still-running MLflow run of a Prefect flow run as FAILED."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    query = f"tags.`{FLOW_RUN_TAG}` = '{flow_run_id}' and attributes.status = 'RUNNING'"
+    for run in client.search_runs(experiments, filter_string=query):
+        client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))

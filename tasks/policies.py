@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefect.client.schemas.objects import FlowRun
+from prefect.flows import Flow
+from prefect.states import State
+
 from prefect_mlops.errors import MlopsError
-from prefect_mlops.runtime import release_memory
+from prefect_mlops.runtime import release_memory, skip_exit_collection
 
 IO_RETRY_DELAYS = [1, 5]
 
@@ -30,3 +34,8 @@ RELEASES_MEMORY: dict[str, Any] = {
     "on_completion": [release_memory],
     "on_failure": [release_memory],
 }
+
+
+def exit_without_collection(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    """`on_running` hook of the heavy flows: their process exits without the final GC walk."""
+    skip_exit_collection()

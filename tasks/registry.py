@@ -14,10 +14,11 @@ from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatch
 from prefect import get_run_logger, task
 from sklearn.pipeline import Pipeline
 
-from prefect_mlops.config import PipelineConfig
+from prefect_mlops.context import TrainingContext
 from prefect_mlops.errors import RegistryError
 from prefect_mlops.evaluation import holdout_metrics
 from prefect_mlops.io import read_parquet, read_parquet_head
+from prefect_mlops.lineage import lineage_tags
 from prefect_mlops.registry import (
     CHALLENGER,
     CHAMPION,
@@ -32,18 +33,17 @@ from prefect_mlops.results import (
     GateCheck,
     LoggedModel,
     ModelVersionRef,
-    Snapshot,
+    PreparedData,
     SplitRefs,
-    ValidationSummary,
 )
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import mlflow_client, use_tracking
 from tasks.policies import IO_RETRIES, RELEASES_MEMORY
-from tasks.track import lineage_tags
 
-# skops refuses unknown types on load. We trust our own transformer functions and a reviewed list
-# of library types our estimators need; the files are written by this flow, never uploaded.
-TRUSTED_MODULE_PREFIXES = ("tasks.features.",)
+# skops refuses unknown types on load. We trust the model's own transformers (and the names
+# 0.1.0 models give them, see tasks.features) and a reviewed list of library types our
+# estimators need; the files are written by this flow, never uploaded.
+TRUSTED_MODULE_PREFIXES = ("prefect_mlops.transformers.", "tasks.features.")
 REVIEWED_TYPES = frozenset(
     {
         "numpy.dtype",
@@ -55,7 +55,7 @@ MODEL_REQUIREMENTS = ("scikit-learn", "skops", "pandas", "numpy", "mlflow", "sci
 
 
 def trusted_types(model: Pipeline) -> list[str]:
-    """The project's own functions in a pipeline, which skops must be told to trust."""
+    """The project's own transformers in a pipeline, which skops must be told to trust."""
     # Imported here, not at the top: importing skops.io lists every scikit-learn estimator
     # (about 0.5 s), which only logging a model needs, off the flow's critical path.
     import skops.io
@@ -171,15 +171,13 @@ def score_champion(
 
 @task(**IO_RETRIES)
 def register_model(
-    logged: LoggedModel,
-    config: PipelineConfig,
-    snapshot: Snapshot,
-    validation: ValidationSummary,
-    settings: Settings,
+    logged: LoggedModel, ctx: TrainingContext, data: PreparedData
 ) -> ModelVersionRef:
     """Register the logged model as a new version and point `challenger` at it, or undo both."""
+    config, settings = ctx.config, ctx.settings
     name = config.registered_model_name
-    tags = {**lineage_tags(snapshot, validation, config), "mlflow_run_id": logged.run_id}
+    lineage = lineage_tags(data.snapshot, data.validation, config, ctx.origin)
+    tags = {**lineage, "mlflow_run_id": logged.run_id}
     client = mlflow_client(settings)
     try:
         client.create_registered_model(name)

@@ -1,0 +1,74 @@
+"""Lineage: what ties a run or model version to its orchestrator run, data, validation, code."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.models import infer_signature
+from pydantic import BaseModel
+
+from prefect_mlops.config import PipelineConfig
+from prefect_mlops.results import Snapshot, ValidationSummary
+
+FLOW_RUN_TAG = "prefect.flow_run_id"
+SCHEMA_SAMPLE_ROWS = 1000
+
+
+class RunOrigin(BaseModel):
+    """Who runs this and why: the orchestrator's run (Prefect flow run) and the trigger."""
+
+    flow_run_id: str = "none"
+    flow_run_name: str = "none"
+    reason: str = "manual"
+
+
+def git_commit() -> str:
+    """The current git commit of the code, or 'unknown' outside a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def lineage_tags(
+    snapshot: Snapshot, validation: ValidationSummary, config: PipelineConfig, origin: RunOrigin
+) -> dict[str, str]:
+    """Tags that tie a run or model version to its Prefect run, data, validation and code."""
+    return {
+        FLOW_RUN_TAG: origin.flow_run_id,
+        "prefect.flow_run_name": origin.flow_run_name,
+        "data_fingerprint": snapshot.fingerprint,
+        "data_snapshot": snapshot.uri,
+        "data_source": snapshot.source,
+        "validation_result": "passed" if validation.success else "failed",
+        "validation_checkpoint": validation.checkpoint,
+        "config_hash": config.fingerprint(),
+        "git_commit": git_commit(),
+    }
+
+
+class SplitDataset(MetaDataset):
+    """A Parquet split as an MLflow dataset: metadata only, its rows are never loaded."""
+
+    @property
+    def profile(self) -> dict[str, int] | None:
+        """No profile: computing one would read the whole split."""
+        return None
+
+
+def describe_dataset(uri: str, name: str, context: str) -> MetaDataset:
+    """An MLflow dataset for a Parquet split, without loading it: schema from its first rows,
+    digest from the content-addressed path (it names the snapshot fingerprint and the split)."""
+    first_rows = next(pq.ParquetFile(uri).iter_batches(batch_size=SCHEMA_SAMPLE_ROWS)).to_pandas()
+    digest = hashlib.sha256(f"{uri}:{context}".encode()).hexdigest()[:8]
+    source = resolve_dataset_source(Path(uri).resolve().as_uri())
+    schema = infer_signature(first_rows).inputs
+    return SplitDataset(source=source, name=name, digest=digest, schema=schema)
