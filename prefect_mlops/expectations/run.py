@@ -1,0 +1,52 @@
+"""Running: a frame through the config's training or scoring checkpoint, summarised."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from prefect_mlops.config import PipelineConfig
+from prefect_mlops.errors import DataValidationError
+from prefect_mlops.expectations import gx
+from prefect_mlops.expectations.quarantine import quarantine_batch
+from prefect_mlops.expectations.suites import Purpose, checkpoint_name
+from prefect_mlops.expectations.summary import summarize_result
+from prefect_mlops.results import ValidationSummary
+from prefect_mlops.settings import Settings
+
+
+def validate_frame(
+    frame: pd.DataFrame,
+    config: PipelineConfig,
+    settings: Settings,
+    purpose: Purpose,
+    batch_id: str,
+) -> ValidationSummary:
+    """Run the training or scoring checkpoint on a frame; quarantine the batch when it fails.
+
+    A schema change (a missing, extra or retyped column) is reported as failed expectations,
+    never raised. A missing suite or checkpoint raises `DataValidationError` naming the fix.
+    """
+    name = checkpoint_name(config, purpose)
+    if not gx.project_exists(settings):
+        raise DataValidationError(_setup_hint(settings, name))
+    context = gx.open_context(settings)
+    try:
+        checkpoint = gx.load_checkpoint(context, name)
+    except LookupError as exc:
+        raise DataValidationError(f"{_setup_hint(settings, name)} ({exc})") from exc
+    result = gx.run_checkpoint(context, checkpoint, frame, run_name=f"{purpose}-{batch_id}")
+    docs_url = None
+    if not result.success or config.validation.data_docs == "always":
+        docs_url = gx.build_data_docs(context, result)
+    summary = summarize_result(result, data_docs_url=docs_url)
+    if not summary.success:
+        summary = quarantine_batch(frame, summary, settings.quarantine_dir / batch_id)
+    return summary
+
+
+def _setup_hint(settings: Settings, checkpoint: str) -> str:
+    return (
+        f"Great Expectations checkpoint {checkpoint!r} is not fully set up in {settings.gx_root}: "
+        "run `mlops suite init --config <path>` with this pipeline's config to create its "
+        "suites and checkpoints, then review and commit them"
+    )

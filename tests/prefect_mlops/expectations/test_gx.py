@@ -1,0 +1,76 @@
+"""The GX adapter's workarounds: each keeps its effect on a real context."""
+
+from __future__ import annotations
+
+import gc
+import json
+import weakref
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prefect_mlops.config import PipelineConfig
+from prefect_mlops.expectations import gx
+from prefect_mlops.expectations.run import validate_frame
+from prefect_mlops.results import ValidationSummary
+from prefect_mlops.settings import Settings
+
+
+def test_gx_does_not_fingerprint_the_batch_a_second_time(
+    bikeshare: pd.DataFrame, config: PipelineConfig, gx_settings: Settings
+) -> None:
+    summary = validate_frame(bikeshare, config, gx_settings, "scoring", batch_id="hash")
+    assert summary.success, summary.describe()
+    stored = list((gx_settings.gx_root / "uncommitted" / "validations").rglob("*.json"))
+    assert len(stored) == 1
+    markers = json.loads(stored[0].read_text())["meta"]["batch_markers"]
+    assert "ge_load_time" in markers
+    assert "pandas_data_fingerprint" not in markers
+
+
+def test_validation_does_not_keep_the_frame_alive(
+    bikeshare: pd.DataFrame, config: PipelineConfig, gx_settings: Settings
+) -> None:
+    # GX's process-wide context caches every batch it loads; a 1M-row frame would stay pinned.
+    frame = bikeshare.head(500).copy()
+    alive = weakref.ref(frame)
+    summary = validate_frame(frame, config, gx_settings, "scoring", batch_id="pinned")
+    assert summary.success, summary.describe()
+    del frame
+    gc.collect()
+    assert alive() is None
+
+
+def test_a_passing_batch_stores_only_the_quick_verdict(
+    bikeshare: pd.DataFrame, gx_settings: Settings
+) -> None:
+    context = gx.open_context(gx_settings)
+    checkpoint = gx.load_checkpoint(context, "bikeshare.scoring")
+    result = gx.run_checkpoint(context, checkpoint, bikeshare, run_name="quick")
+    assert result.success
+    (stored,) = (gx_settings.gx_root / "uncommitted" / "validations").rglob("*.json")
+    assert "partial_unexpected_list" not in stored.read_text()  # BOOLEAN_ONLY
+
+
+def test_a_failing_batch_stores_the_summary_report_instead(
+    corrupted_run: ValidationSummary,
+) -> None:
+    assert corrupted_run.data_docs_url is not None
+    site = Path(corrupted_run.data_docs_url.removeprefix("file://")).parent
+    # The detailed report replaced the quick pass/fail one: one stored result per suite.
+    stored = list((site.parents[1] / "validations").rglob("*.json"))
+    assert len(stored) == 2, stored
+    assert all("partial_unexpected_list" in p.read_text() for p in stored)
+    assert not any('"unexpected_index_list"' in p.read_text() for p in stored)  # SUMMARY
+
+
+def test_an_unknown_checkpoint_is_a_lookup_error(gx_settings: Settings) -> None:
+    context = gx.open_context(gx_settings)
+    with pytest.raises(LookupError):
+        gx.load_checkpoint(context, "nope.training")
+
+
+def test_a_folder_without_a_project_is_not_one(tmp_path: Path, gx_settings: Settings) -> None:
+    assert gx.project_exists(gx_settings)
+    assert not gx.project_exists(Settings(gx_root=tmp_path / "none"))
