@@ -47,8 +47,8 @@ def prepare_case(
     from mlflow.tracking import MlflowClient
 
     from prefect_mlops.config import load_config
+    from prefect_mlops.expectations.profile import init_suites
     from prefect_mlops.settings import Settings
-    from tasks.validate import init_suites
 
     config_path = case / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))

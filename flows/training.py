@@ -123,8 +123,9 @@ def open_training(params: TrainingParams) -> TrainingContext:
         flow_run_name=str(current_run.get_name() or "none"),
         reason=params.reason,
     )
-    config = load_pipeline_config(params.config_path)
-    return TrainingContext(config=config, settings=Settings(), origin=origin, window=params.window)
+    settings = Settings()
+    config = load_pipeline_config(params.config_path, settings, "training")
+    return TrainingContext(config=config, settings=settings, origin=origin, window=params.window)
 
 
 def prepare_data(ctx: TrainingContext) -> tuple[PreparedData, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,25 @@ ModelOption = Annotated[
 ]
 
 
+# What every command needs before Prefect or MLflow is imported, unless the environment says
+# otherwise: the temporary Prefect server gets time to start on a loaded machine (its default
+# 20 s is too short on two busy cores), and nothing tries to phone home (there is no network).
+RUNTIME_DEFAULTS = {
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "MLFLOW_ENABLE_TELEMETRY": "false",
+    "DO_NOT_TRACK": "true",
+}
+
+
+@app.callback()
+def main() -> None:
+    """prefect-mlops: the model lifecycle as Prefect flows."""
+    for key, value in RUNTIME_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
 def _model_name(model: str | None, config: Path) -> str:
     if model:
         return model
@@ -34,8 +54,33 @@ def _fail(error: Exception) -> None:
 
 
 @app.command()
+def check(config: ConfigOption = Path("configs/bikeshare.yaml")) -> None:
+    """Check a pipeline config (fields, estimators, files, suites) without running anything."""
+    from prefect_mlops.preflight import load_checked_config
+    from prefect_mlops.settings import Settings
+
+    try:
+        pipeline = load_checked_config(config, Settings())
+    except MlopsError as exc:
+        _fail(exc)
+        return
+    typer.echo(
+        f"{config}: ok ({pipeline.registered_model_name}, {len(pipeline.candidates)} "
+        "candidate families)"
+    )
+
+
+@app.command()
 def train(config: ConfigOption = Path("configs/bikeshare.yaml")) -> None:
     """Run the training flow once, in-process (Prefect's temporary server when none is set)."""
+    from prefect_mlops.preflight import load_checked_config
+    from prefect_mlops.settings import Settings
+
+    try:
+        load_checked_config(config, Settings())  # in a second, before any server starts
+    except MlopsError as exc:
+        _fail(exc)
+        return
     from flows.training import TrainingParams, training_flow
 
     try:
@@ -54,20 +99,23 @@ def train(config: ConfigOption = Path("configs/bikeshare.yaml")) -> None:
 def suite_init(config: ConfigOption = Path("configs/bikeshare.yaml")) -> None:
     """Profile the config's data source into starting expectation suites for review."""
     from prefect_mlops.config import load_config
+    from prefect_mlops.expectations.profile import init_suites
     from prefect_mlops.settings import Settings
-    from tasks.ingest import read_source
-    from tasks.validate import init_suites
 
-    pipeline = load_config(config)
-    names = init_suites(pipeline, Settings(), read_source(pipeline.source))
+    try:
+        pipeline = load_config(config)
+        names = init_suites(pipeline, Settings(), pipeline.source.read())
+    except MlopsError as exc:
+        _fail(exc)
+        return
     typer.echo("wrote " + ", ".join(names) + "; review them under great_expectations/")
 
 
 @suite_app.command("docs")
 def suite_docs() -> None:
     """Build the Data Docs site from every stored validation result; print where it is."""
+    from prefect_mlops.expectations.gx import build_data_docs, open_context
     from prefect_mlops.settings import Settings
-    from tasks.validate import build_data_docs, open_context
 
     typer.echo(build_data_docs(open_context(Settings())) or "no Data Docs site configured")
 

@@ -12,8 +12,8 @@ from mlflow.tracking import MlflowClient
 from flows.training import TrainingParams, training_flow
 from prefect_mlops.config import load_config
 from prefect_mlops.errors import DataValidationError, ModelGateError
+from prefect_mlops.expectations.profile import init_suites
 from prefect_mlops.settings import Settings
-from tasks.validate import init_suites
 from tests.conftest import BIKESHARE_CSV, fast_config_dict, write_config
 
 MODEL = "bikeshare-demand"

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from prefect_mlops.cli import app
 from prefect_mlops.config import load_config
+from prefect_mlops.expectations.run import validate_frame
 from prefect_mlops.settings import Settings
-from tasks.validate import validate_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 
