@@ -188,7 +188,7 @@ def deploy(
     prefect_file: Annotated[Path, typer.Option(help="deployments file")] = Path("prefect.yaml"),
 ) -> None:
     """Check the Prefect server and work pools, then create every deployment of prefect.yaml."""
-    from prefect_mlops.deploy import deploy_all
+    from deployments.deploy import deploy_all
 
     try:
         code = deploy_all(prefect_file.resolve())
