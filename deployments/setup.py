@@ -23,7 +23,7 @@ from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.exceptions import ObjectNotFound
 from prefect.variables import Variable
 
-from prefect_mlops.deploy import DeployError, check_server
+from deployments.deploy import DeployError, check_server
 
 WORK_POOL = "mlops-process"
 NOTIFY_BLOCK = "mlops-notify"
