@@ -93,8 +93,10 @@ def child(mode: str, config_path: str, window_path: str) -> None:
     else:  # full: the same Evidently computation on every row, no sampling
         from prefect_mlops.config import load_config
         from prefect_mlops.monitoring import ScoredRefs
+        from prefect_mlops.monitoring.decision import decide
+        from prefect_mlops.monitoring.drift import compute_drift
+        from prefect_mlops.monitoring.scoring import scored_frames
         from prefect_mlops.results import ValidationSummary
-        from tasks.monitor import compute_drift, decide, scored_frames
 
         config = load_config(config_path)
         config = config.model_copy(

@@ -6,22 +6,24 @@ from prefect import flow
 from pydantic import BaseModel, Field
 
 from prefect_mlops.monitoring import DriftSummary, WindowSpec
-from prefect_mlops.runtime import skip_exit_collection
 from prefect_mlops.settings import Settings
 from tasks.configure import load_pipeline_config
 from tasks.monitor import (
-    add_to_workspace,
     decide_monitoring,
     emit_monitoring_events,
     load_current_window,
-    log_monitoring_run,
     nothing_to_monitor,
-    publish_monitoring_summary,
     resolve_monitored_model,
     run_drift_report,
     score_windows,
     summarize_monitoring,
     validate_window,
+)
+from tasks.policies import exit_without_collection
+from tasks.publish_monitoring import (
+    add_to_workspace,
+    log_monitoring_run,
+    publish_monitoring_summary,
 )
 
 
@@ -39,7 +41,7 @@ class MonitoringParams(BaseModel):
 @flow(
     name="monitoring",
     description="Compare live data with a model's training data; alert on drift.",
-    on_running=[skip_exit_collection],
+    on_running=[exit_without_collection],
 )
 def monitoring_flow(params: MonitoringParams = MonitoringParams()) -> DriftSummary:  # noqa: B008
     """Drift, prediction drift, quality and data validation of a served model, with alerts."""
@@ -55,14 +57,13 @@ def monitoring_flow(params: MonitoringParams = MonitoringParams()) -> DriftSumma
         return summary
 
     # Data validation and scoring read the window independently: run them side by side.
-    validation = validate_window.submit(window, config, settings)
+    validating = validate_window.submit(window, config, settings)
     scored = score_windows(model, window, config, settings)
     report = run_drift_report(scored, model, config)
+    validation = validating.result()
     decision = decide_monitoring(report, validation, config)
-    summary = summarize_monitoring(
-        model, window, params.config_path, decision, report, validation, scored.schema_problems
-    )
-    summary = log_monitoring_run(summary, report, config, settings)
+    summary = summarize_monitoring(model, window, params.config_path, decision, report, validation)
+    summary = log_monitoring_run(summary, config, settings)
     summary = add_to_workspace(summary, settings)
     if params.emit_events:
         summary = emit_monitoring_events(summary)

@@ -1,17 +1,21 @@
-"""Typed records of the monitoring flow: the monitored model, the window, drift and the decision."""
+"""Typed records of monitoring: the monitored model, window, drift, decision and summary."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, computed_field, model_validator
 
 from prefect_mlops.errors import MlopsError
+from prefect_mlops.results import ValidationSummary
 
 DRIFT_DETECTED = "mlops.model.drift-detected"
 PERFORMANCE_DEGRADED = "mlops.model.performance-degraded"
 DATA_INVALID = "mlops.model.data-invalid"
 MODEL_RESOURCE_PREFIX = "mlops.model."
+# The prediction column of windows and reports; the prediction log's own name for it, so a
+# window read from the log keeps what was served.
+PREDICTION = "prediction"
 
 Outcome = Literal["nothing-to-monitor", "ok", "alarm"]
 BreachKind = Literal["feature-drift", "prediction-drift", "performance", "validation"]
@@ -137,6 +141,9 @@ class DriftReport(BaseModel):
     drifted_share: float
     prediction: ColumnDrift | None = None
     quality: QualityChange | None = None
+    schema_problems: list[str] = Field(
+        default_factory=list, description="features missing from the window or retyped"
+    )
     html_uri: str
     quality_html_uri: str | None = None
     reference_rows: int
@@ -145,6 +152,7 @@ class DriftReport(BaseModel):
 
     @property
     def drifted_columns(self) -> list[str]:
+        """Names of the columns that drifted (schema problems included)."""
         return [c.column for c in self.columns if c.drifted]
 
 
@@ -170,7 +178,11 @@ class MonitoringDecision(BaseModel):
 
 
 class DriftSummary(BaseModel):
-    """What the monitoring flow returns and what its events carry as payload."""
+    """What the monitoring flow returns and what its events carry as payload.
+
+    The drift report and the validation result are held whole (unset when the window was empty);
+    a new metric of either needs no change here.
+    """
 
     model_name: str
     model_version: str
@@ -180,22 +192,42 @@ class DriftSummary(BaseModel):
     current_rows: int
     labeled_rows: int = 0
     reference_snapshot: str = ""
-    drifted_share: float = 0.0
-    drifted_columns: list[str] = Field(default_factory=list)
-    prediction_drift: bool | None = None
-    prediction_drift_score: float | None = None
-    quality: QualityChange | None = None
-    validation_success: bool | None = None
-    validation_failures: list[str] = Field(default_factory=list)
-    schema_problems: list[str] = Field(default_factory=list)
     decision: MonitoringDecision
-    report_uri: str | None = None
-    quality_report_uri: str | None = None
+    drift: DriftReport | None = None
+    validation: ValidationSummary | None = None
     mlflow_run_id: str | None = None
     evidently_snapshot_id: str | None = None
     evidently_quality_snapshot_id: str | None = None
     events: list[str] = Field(default_factory=list, description="ids of the events emitted")
 
+    # Headline figures, derived from `drift`: serialised too, so automations' templates, the
+    # benchmark's JSON and dashboards read them without walking the report.
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def drifted_share(self) -> float:
+        """Share of the model's features that drifted."""
+        return self.drift.drifted_share if self.drift else 0.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def drifted_columns(self) -> list[str]:
+        """Features that drifted."""
+        return self.drift.drifted_columns if self.drift else []
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def prediction_drift(self) -> bool | None:
+        """Whether the predictions drifted; None when there were none to compare."""
+        prediction = self.drift.prediction if self.drift else None
+        return prediction.drifted if prediction else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def report_uri(self) -> str | None:
+        """The Evidently drift report (HTML)."""
+        return self.drift.html_uri if self.drift else None
+
     @property
     def alarm(self) -> bool:
+        """True when a threshold was breached."""
         return self.decision.outcome == "alarm"

@@ -136,9 +136,9 @@ def test_seasonal_shift_raises_drift_alarm(trained) -> None:
     assert {"temp", "atemp", "mnth", "season"} <= set(summary.drifted_columns)
     assert summary.drifted_share >= 0.5
     assert summary.prediction_drift is True
-    assert summary.validation_success is True
-    assert summary.quality is not None and summary.quality.metric == "rmse"
-    assert summary.quality.relative_change > 0.25
+    assert summary.validation is not None and summary.validation.success
+    assert summary.drift.quality is not None and summary.drift.quality.metric == "rmse"
+    assert summary.drift.quality.relative_change > 0.25
     assert PERFORMANCE_DEGRADED in summary.decision.events
     assert Path(summary.report_uri).is_file()
     assert len(summary.events) == len(summary.decision.events)
@@ -171,14 +171,14 @@ def test_monitoring_run_is_logged_and_linked_to_the_model_version(trained) -> No
     version = client.get_model_version(MODEL, summary.model_version)
     assert version.tags["monitoring.last_run_id"] == summary.mlflow_run_id
     assert summary.evidently_snapshot_id
-    workspace = Path(Settings().artifact_root) / "evidently"
+    workspace = Settings().evidently_dir
     assert any(workspace.rglob(f"{summary.evidently_snapshot_id}*"))
 
 
 def test_window_without_labels_gives_drift_only(trained) -> None:
     summer = months(trained["data"], 7, 9).drop(columns=["bikers"])
     summary = monitor(trained, summer, "summer-unlabelled")
-    assert summary.quality is None
+    assert summary.drift.quality is None
     assert summary.labeled_rows == 0
     assert summary.decision.outcome == "alarm"
     assert PERFORMANCE_DEGRADED not in summary.decision.events
@@ -198,9 +198,9 @@ def test_schema_change_is_validation_failure_and_drift(trained) -> None:
     summary = monitor(trained, changed, "schema-change")
     assert summary.decision.outcome == "alarm"
     assert DATA_INVALID in summary.decision.events
-    assert summary.validation_success is False
+    assert summary.validation is not None and not summary.validation.success
     assert {"hum", "temp"} <= set(summary.drifted_columns)
-    assert any("hum" in p for p in summary.schema_problems)
+    assert any("hum" in p for p in summary.drift.schema_problems)
 
 
 def test_missing_reference_snapshot_names_the_model_version(trained) -> None:
@@ -275,7 +275,7 @@ def evidently_metrics(summary) -> dict[str, float]:
     import json
 
     snapshot = json.loads(
-        Path(summary.quality_report_uri).with_name("evidently-quality.json").read_text()
+        Path(summary.drift.quality_html_uri).with_name("evidently-quality.json").read_text()
     )
     found = {}
     for result in snapshot["metric_results"].values():
@@ -289,12 +289,12 @@ def test_classifier_on_same_data_is_ok_and_quality_is_measured(classifier) -> No
     summary = monitor(classifier, churn_frame(1500, seed=1), "churn-same")
     assert summary.model_name == CHURN
     assert summary.decision.outcome == "ok", summary.decision.reason
-    assert summary.validation_success is True
-    assert summary.quality is not None
-    assert summary.quality.metric == "f1"
-    assert summary.quality.labeled_rows == 1500
-    assert set(summary.quality.current_metrics) == {"accuracy", "f1"}
-    assert abs(summary.quality.relative_change) < 0.1
+    assert summary.validation is not None and summary.validation.success
+    assert summary.drift.quality is not None
+    assert summary.drift.quality.metric == "f1"
+    assert summary.drift.quality.labeled_rows == 1500
+    assert set(summary.drift.quality.current_metrics) == {"accuracy", "f1"}
+    assert abs(summary.drift.quality.relative_change) < 0.1
     assert summary.prediction_drift is False
 
 
@@ -304,20 +304,20 @@ def test_classifier_quality_loss_and_drift_raise_both_alarms(classifier) -> None
     assert {DRIFT_DETECTED, PERFORMANCE_DEGRADED} <= set(summary.decision.events)
     assert {"tenure", "spend", "plan"} <= set(summary.drifted_columns)
     assert "calls" not in summary.drifted_columns
-    assert summary.quality is not None and summary.quality.relative_change > 0.5
+    assert summary.drift.quality is not None and summary.drift.quality.relative_change > 0.5
     # Evidently's ClassificationPreset scored the same labelled rows as the summary
     evidently = evidently_metrics(summary)
     accuracy = next(v for k, v in evidently.items() if k.startswith("Accuracy"))
-    assert accuracy == pytest.approx(summary.quality.current_metrics["accuracy"])
+    assert accuracy == pytest.approx(summary.drift.quality.current_metrics["accuracy"])
 
 
 def test_classifier_quality_uses_the_labels_that_have_arrived(classifier) -> None:
     window = churn_frame(1500, seed=1)
     window["churned"] = window["churned"].astype("float").mask(window.index % 5 < 2)  # 40% late
     summary = monitor(classifier, window, "churn-partly-labelled")
-    assert summary.quality is not None
-    assert summary.labeled_rows == summary.quality.labeled_rows == 900
-    assert summary.quality.current_metrics["accuracy"] > 0.6
+    assert summary.drift.quality is not None
+    assert summary.labeled_rows == summary.drift.quality.labeled_rows == 900
+    assert summary.drift.quality.current_metrics["accuracy"] > 0.6
     assert summary.decision.outcome == "ok", summary.decision.reason
 
 
@@ -357,8 +357,8 @@ def test_window_is_read_from_a_sql_prediction_log(trained, tmp_path: Path) -> No
     assert summary.window == "prediction log: last 24 hours"
     assert summary.current_rows == 600
     assert summary.labeled_rows == 400
-    assert summary.validation_success is True
+    assert summary.validation is not None and summary.validation.success
     assert summary.decision.outcome == "alarm"
     assert {"temp", "atemp", "season"} <= set(summary.drifted_columns)
-    assert summary.quality is not None and summary.quality.labeled_rows == 400
-    assert summary.quality_report_uri and Path(summary.quality_report_uri).is_file()
+    assert summary.drift.quality is not None and summary.drift.quality.labeled_rows == 400
+    assert summary.drift.quality_html_uri and Path(summary.drift.quality_html_uri).is_file()

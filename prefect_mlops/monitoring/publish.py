@@ -1,0 +1,177 @@
+"""Publishing a monitoring run: the Markdown summary, the event's resource and payload, MLflow."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, RunStatus
+from mlflow.tracking import MlflowClient
+
+from prefect_mlops.monitoring.drift import DRIFT_HTML, QUALITY_HTML
+from prefect_mlops.monitoring.records import DriftSummary, model_resource_id
+from prefect_mlops.results import ValidationSummary
+
+SUMMARY_JSON = "summary.json"
+MLFLOW_ARTIFACT_DIR = "monitoring"
+EVIDENTLY_PROJECT_PREFIX = "mlops"
+
+
+def project_name(model_name: str) -> str:
+    """The Evidently workspace project of a model, e.g. `mlops-bikeshare-demand`."""
+    return f"{EVIDENTLY_PROJECT_PREFIX}-{model_name}"
+
+
+def run_folder_of(summary: DriftSummary) -> Path:
+    """The run's folder (window, reports, summary): where its drift report was written."""
+    if summary.drift is None:
+        raise ValueError(f"monitoring of {summary.model_name} has no drift report to publish")
+    return Path(summary.drift.html_uri).parent
+
+
+def validation_text(validation: ValidationSummary | None) -> str:
+    """ "passed", or each failed expectation with its column and what was observed."""
+    if validation is None:
+        return "-"
+    if validation.success:
+        return "passed"
+    failures = [
+        f.expectation + (f" on {f.column}" if f.column else "") + f": {f.observed}"
+        for f in validation.failed
+    ]
+    return "; ".join(failures) or "-"
+
+
+def _link(uri: str | None) -> str:
+    return f"[Evidently HTML](file://{uri})" if uri else "-"
+
+
+def markdown_summary(summary: DriftSummary) -> str:
+    """The monitoring outcome for the Prefect UI."""
+    drift = summary.drift
+    quality = drift.quality if drift else None
+    prediction = drift.prediction if drift else None
+    rows = [
+        ("model", f"{summary.model_name} v{summary.model_version} (@{summary.alias})"),
+        (
+            "window",
+            f"{summary.window}: {summary.current_rows} rows, {summary.labeled_rows} labelled",
+        ),
+        ("decision", f"**{summary.decision.outcome}**: {summary.decision.reason}"),
+        ("drifted features", f"{summary.drifted_share:.0%} {summary.drifted_columns}"),
+        (
+            "prediction drift",
+            f"{summary.prediction_drift} (score {prediction.score if prediction else None})",
+        ),
+        (
+            "quality",
+            f"{quality.metric} {quality.current:.4g} vs holdout {quality.baseline}"
+            if quality
+            else "no labels (drift only)",
+        ),
+        ("validation", validation_text(summary.validation)),
+        ("schema", "; ".join(drift.schema_problems if drift else []) or "unchanged"),
+        ("report", _link(summary.report_uri)),
+        ("quality report", _link(drift.quality_html_uri if drift else None)),
+        ("MLflow run", summary.mlflow_run_id or "-"),
+        ("events", ", ".join(summary.events) or "none"),
+    ]
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    return f"## Monitoring: {summary.decision.outcome}\n\n| | |\n|---|---|\n{table}\n"
+
+
+def event_resource(summary: DriftSummary) -> dict[str, str]:
+    """The registered model as the Prefect event's resource."""
+    return {
+        "prefect.resource.id": model_resource_id(summary.model_name),
+        "prefect.resource.name": summary.model_name,
+        "prefect.resource.role": "model",
+        "mlops.model.version": summary.model_version,
+        "mlops.model.alias": summary.alias,
+    }
+
+
+def event_related(summary: DriftSummary) -> list[dict[str, str]]:
+    """Related resources of the event: the monitoring run in MLflow, once logged."""
+    if not summary.mlflow_run_id:
+        return []
+    return [
+        {
+            "prefect.resource.id": f"mlflow.run.{summary.mlflow_run_id}",
+            "prefect.resource.role": "monitoring-run",
+        }
+    ]
+
+
+def event_payload(summary: DriftSummary) -> dict[str, Any]:
+    """The summary as JSON, the payload of every monitoring event.
+
+    Automations read `config_path` (retraining) and the headline fields at the top level.
+    """
+    return summary.model_dump(mode="json", exclude={"events"})
+
+
+def run_tags(summary: DriftSummary, flow_run_id: str | None) -> dict[str, str]:
+    """Tags of the monitoring MLflow run: the model version, its reference and the outcome."""
+    return {
+        "mlops.run_type": "monitoring",
+        "model_name": summary.model_name,
+        "model_version": summary.model_version,
+        "model_alias": summary.alias,
+        "reference_snapshot": summary.reference_snapshot,
+        "window": summary.window,
+        "decision": summary.decision.outcome,
+        "prefect.flow_run_id": flow_run_id or "none",
+    }
+
+
+def run_metrics(summary: DriftSummary) -> dict[str, float]:
+    """Key figures of the monitoring MLflow run, one per drift score and quality metric."""
+    drift, validation = summary.drift, summary.validation
+    values = {
+        "drifted_share": summary.drifted_share,
+        "drifted_columns": float(len(summary.drifted_columns)),
+        "current_rows": float(summary.current_rows),
+        "labeled_rows": float(summary.labeled_rows),
+        "validation_failures": float(len(validation.failed) if validation else 0),
+    }
+    if drift is None:
+        return values
+    values.update({f"drift_{c.column}": c.score for c in drift.columns if c.score is not None})
+    if drift.prediction is not None and drift.prediction.score is not None:
+        values["prediction_drift_score"] = drift.prediction.score
+    if drift.quality is not None:
+        values.update({f"current_{k}": v for k, v in drift.quality.current_metrics.items()})
+        if drift.quality.relative_change is not None:
+            values["quality_relative_change"] = drift.quality.relative_change
+    return values
+
+
+def log_monitoring_run(
+    client: MlflowClient, experiment_id: str, summary: DriftSummary, flow_run_id: str | None
+) -> DriftSummary:
+    """A monitoring MLflow run tagged with the model version: key metrics, HTML, summary JSON.
+
+    The version itself is tagged with the run and its outcome, so the registry shows both.
+    """
+    run = client.create_run(
+        experiment_id,
+        run_name=f"monitor-{summary.model_name}-v{summary.model_version}",
+        tags=run_tags(summary, flow_run_id),
+    )
+    run_id = run.info.run_id
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, float(v), now, 0) for k, v in run_metrics(summary).items()]
+    client.log_batch(run_id, metrics=metrics)
+    linked = summary.model_copy(update={"mlflow_run_id": run_id})
+    folder = run_folder_of(summary)
+    (folder / SUMMARY_JSON).write_text(linked.model_dump_json(indent=2))
+    for name in (DRIFT_HTML, QUALITY_HTML, SUMMARY_JSON):
+        if (folder / name).is_file():
+            client.log_artifact(run_id, str(folder / name), MLFLOW_ARTIFACT_DIR)
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+    name, version = summary.model_name, summary.model_version
+    client.set_model_version_tag(name, version, "monitoring.last_run_id", run_id)
+    client.set_model_version_tag(name, version, "monitoring.last_outcome", summary.decision.outcome)
+    return linked

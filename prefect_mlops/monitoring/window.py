@@ -1,0 +1,112 @@
+"""The current window: recent rows of the prediction log, or a dataset, frozen as Parquet."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from prefect_mlops.config import PipelineConfig, TaskType
+from prefect_mlops.io import write_parquet_atomic
+from prefect_mlops.monitoring.records import (
+    PREDICTION,
+    ReferenceDataError,
+    WindowRef,
+    WindowSpec,
+)
+from prefect_mlops.prediction_log import (
+    FEEDBACK_COLUMNS,
+    PREDICTION_COLUMNS,
+    read_prediction_log,
+)
+from prefect_mlops.settings import Settings
+
+# The log's column contract, named once (its order is prefect_mlops.prediction_log's).
+(
+    REQUEST_ID,
+    ROW_INDEX,
+    LOGGED_AT,
+    MODEL_NAME,
+    MODEL_VERSION,
+    FEATURES,
+    LOGGED_PREDICTION,
+    PROBABILITIES,
+) = PREDICTION_COLUMNS
+*_, LABEL = FEEDBACK_COLUMNS
+# The Parquet log's day partition (`date=YYYY-MM-DD` folders), which pyarrow reads back as a column.
+DAY_PARTITION = "date"
+# What the service adds around each row; everything else in the log is a feature it was sent.
+LOG_BOOKKEEPING = (REQUEST_ID, ROW_INDEX, LOGGED_AT, MODEL_NAME, MODEL_VERSION, PROBABILITIES)
+
+
+def read_dataset(path: str) -> pd.DataFrame:
+    """A CSV or Parquet file of current rows."""
+    if not Path(path).is_file():
+        raise ReferenceDataError(f"current dataset not found: {path}")
+    return pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
+
+
+def log_frame(
+    spec: WindowSpec, model_name: str, config: PipelineConfig, directory: Path
+) -> pd.DataFrame:
+    """Logged predictions of `model_name` inside the window; labels become the target column.
+
+    The time a prediction was made stands in for the split clock (e.g. `timestamp`) when the
+    requests did not carry it: live rows are scored as they happen.
+    """
+    log = read_prediction_log(url=spec.log_url, directory=directory)
+    log = log.loc[log[MODEL_NAME] == model_name] if len(log) else log
+    if spec.hours is not None or spec.days is not None:
+        span = pd.Timedelta(hours=spec.hours or 0.0) + pd.Timedelta(days=spec.days or 0.0)
+        log = log.loc[pd.to_datetime(log[LOGGED_AT], utc=True) > pd.Timestamp.now(UTC) - span]
+    if spec.rows is not None:
+        log = log.sort_values(LOGGED_AT, kind="stable").tail(spec.rows)
+    clock = config.split.time_column if config.split.strategy == "time" else None
+    dropped = [c for c in (*LOG_BOOKKEEPING, DAY_PARTITION) if c in log.columns]
+    frame = log.drop(columns=dropped)
+    if clock and clock not in frame.columns:
+        frame[clock] = pd.to_datetime(log[LOGGED_AT], utc=True).dt.tz_localize(None)
+    renamed = {LOGGED_PREDICTION: PREDICTION, LABEL: config.target}
+    return frame.rename(columns=renamed).reset_index(drop=True)
+
+
+def window_frame(
+    spec: WindowSpec, model_name: str, config: PipelineConfig, settings: Settings
+) -> pd.DataFrame:
+    """The current rows: an explicit dataset (its last `rows`), or the prediction log window.
+
+    Regression labels are made numeric: a log stores them as JSON, a CSV may hold blanks.
+    """
+    if spec.dataset_path:
+        frame = read_dataset(spec.dataset_path)
+        frame = frame.tail(spec.rows).reset_index(drop=True) if spec.rows else frame
+    else:
+        directory = Path(spec.log_dir) if spec.log_dir else settings.prediction_log_dir
+        frame = log_frame(spec, model_name, config, directory)
+    if config.target in frame.columns and config.task == TaskType.regression:
+        frame[config.target] = pd.to_numeric(frame[config.target], errors="coerce")
+    return frame
+
+
+def run_folder(settings: Settings, model_name: str) -> Path:
+    """A new folder for one monitoring run of a model: window, predictions, reports, summary."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return settings.monitoring_dir / model_name / f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def freeze_window(
+    frame: pd.DataFrame, spec: WindowSpec, config: PipelineConfig, folder: Path
+) -> WindowRef:
+    """Write the window as `current.parquet` in `folder` (it may have no rows)."""
+    path = folder / "current.parquet"
+    write_parquet_atomic(frame, path)
+    labeled = int(frame[config.target].notna().sum()) if config.target in frame.columns else 0
+    return WindowRef(
+        uri=str(path),
+        rows=len(frame),
+        labeled_rows=labeled,
+        source=spec.describe(),
+        has_logged_predictions=PREDICTION in frame.columns,
+    )

@@ -1,0 +1,98 @@
+"""The current window: the prediction log read through its contract, datasets, the frozen file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from prefect_mlops.config import PipelineConfig
+from prefect_mlops.monitoring import PREDICTION, ReferenceDataError, WindowSpec
+from prefect_mlops.monitoring.window import freeze_window, log_frame, run_folder, window_frame
+from prefect_mlops.prediction_log import FeedbackRecord, ParquetStore, PredictionRecord
+from prefect_mlops.settings import Settings
+
+MODEL = "bikeshare-demand"
+
+
+def record(request: str, age_hours: float, model: str = MODEL) -> PredictionRecord:
+    return PredictionRecord(
+        request_id=request,
+        timestamp=time.time() - age_hours * 3600,
+        model_name=model,
+        model_version="1",
+        columns={"temp": [0.1, 0.2], "hr": [1, 2]},
+        predictions=np.array([10.0, 20.0]),
+        probabilities=None,
+    )
+
+
+@pytest.fixture
+def log_dir(tmp_path: Path) -> Path:
+    """A Parquet log: an old and a new request of the model, one of another model, one label."""
+    store = ParquetStore(tmp_path / "log")
+    store.append_predictions([record("old", 48), record("new", 1), record("other", 1, "x")])
+    store.append_feedback([FeedbackRecord("new", 1, 25.0, time.time())])
+    return tmp_path / "log"
+
+
+def test_window_spec_refuses_two_time_bounds() -> None:
+    with pytest.raises(ValidationError):
+        WindowSpec(hours=1, days=1)
+    with pytest.raises(ValidationError):
+        WindowSpec(dataset_path="x.csv", days=1)
+    assert WindowSpec(rows=10).describe() == "prediction log: last 10 rows"
+
+
+def test_log_window_reads_recent_rows_of_the_model_with_labels(
+    log_dir: Path, config: PipelineConfig
+) -> None:
+    frame = log_frame(WindowSpec(hours=24), MODEL, config, log_dir)
+    assert list(frame["temp"]) == [0.1, 0.2]
+    assert frame["bikers"].isna().tolist() == [True, False]
+    # the prediction time stands in for the split clock the requests did not carry
+    assert set(frame.columns) == {"temp", "hr", PREDICTION, "bikers", "timestamp"}
+    assert frame["timestamp"].notna().all()
+
+
+def test_log_window_keeps_the_last_rows(log_dir: Path, config: PipelineConfig) -> None:
+    frame = log_frame(WindowSpec(rows=3), MODEL, config, log_dir)
+    assert frame[PREDICTION].tolist() == [20.0, 10.0, 20.0]  # old's second row, then new's
+
+
+def test_log_window_is_read_from_the_settings_folder(
+    log_dir: Path, config: PipelineConfig, tmp_path: Path
+) -> None:
+    log_dir.rename(tmp_path / "prediction_log")
+    frame = window_frame(WindowSpec(), MODEL, config, Settings(artifact_root=tmp_path))
+    assert len(frame) == 4
+
+
+def test_dataset_window_keeps_its_last_rows(tmp_path: Path, config: PipelineConfig) -> None:
+    path = tmp_path / "july.csv"
+    pd.DataFrame({"temp": [0.1, 0.2, 0.3], "bikers": ["1", "", "3"]}).to_csv(path, index=False)
+    frame = window_frame(
+        WindowSpec(dataset_path=str(path), rows=2), MODEL, config, Settings(artifact_root=tmp_path)
+    )
+    assert frame["temp"].tolist() == [0.2, 0.3]
+    assert frame["bikers"].isna().tolist() == [True, False]  # labels are numbers or missing
+
+
+def test_missing_dataset_is_named(tmp_path: Path, config: PipelineConfig) -> None:
+    spec = WindowSpec(dataset_path=str(tmp_path / "gone.parquet"))
+    with pytest.raises(ReferenceDataError, match=r"gone\.parquet"):
+        window_frame(spec, MODEL, config, Settings(artifact_root=tmp_path))
+
+
+def test_frozen_window_counts_rows_and_labels(tmp_path: Path, config: PipelineConfig) -> None:
+    folder = run_folder(Settings(artifact_root=tmp_path), MODEL)
+    assert folder.parent == tmp_path / "monitoring" / MODEL
+    frame = pd.DataFrame({"temp": [0.1, 0.2], "bikers": [1.0, None], PREDICTION: [1.0, 2.0]})
+    ref = freeze_window(frame, WindowSpec(rows=2), config, folder)
+    assert (ref.rows, ref.labeled_rows, ref.has_logged_predictions) == (2, 1, True)
+    assert ref.source == "prediction log: last 2 rows"
+    assert pd.read_parquet(ref.uri).equals(frame)
