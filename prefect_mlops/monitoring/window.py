@@ -12,7 +12,6 @@ from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.io import write_parquet_atomic
 from prefect_mlops.monitoring.records import (
     PREDICTION,
-    ReferenceDataError,
     WindowRef,
     WindowSpec,
 )
@@ -22,6 +21,7 @@ from prefect_mlops.prediction_log import (
     read_prediction_log,
 )
 from prefect_mlops.settings import Settings
+from prefect_mlops.sources import source_for_path
 
 # The log's column contract, named once (its order is prefect_mlops.prediction_log's).
 (
@@ -37,15 +37,17 @@ from prefect_mlops.settings import Settings
 *_, LABEL = FEEDBACK_COLUMNS
 # The Parquet log's day partition (`date=YYYY-MM-DD` folders), which pyarrow reads back as a column.
 DAY_PARTITION = "date"
-# What the service adds around each row; everything else in the log is a feature it was sent.
-LOG_BOOKKEEPING = (REQUEST_ID, ROW_INDEX, LOGGED_AT, MODEL_NAME, MODEL_VERSION, PROBABILITIES)
-
-
-def read_dataset(path: str) -> pd.DataFrame:
-    """A CSV or Parquet file of current rows."""
-    if not Path(path).is_file():
-        raise ReferenceDataError(f"current dataset not found: {path}")
-    return pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
+# What the service adds around each row; everything else in the log is a feature it was sent
+# (the `features` struct is read back as one column per feature).
+LOG_BOOKKEEPING = (
+    REQUEST_ID,
+    ROW_INDEX,
+    LOGGED_AT,
+    MODEL_NAME,
+    MODEL_VERSION,
+    FEATURES,
+    PROBABILITIES,
+)
 
 
 def log_frame(
@@ -77,10 +79,12 @@ def window_frame(
 ) -> pd.DataFrame:
     """The current rows: an explicit dataset (its last `rows`), or the prediction log window.
 
-    Regression labels are made numeric: a log stores them as JSON, a CSV may hold blanks.
+    A dataset is read as `prefect_mlops.sources` reads any file (one without rows is refused);
+    an empty log window is "nothing to monitor". Regression labels are made numeric: the log
+    stores them as JSON, a CSV may hold blanks.
     """
     if spec.dataset_path:
-        frame = read_dataset(spec.dataset_path)
+        frame = source_for_path(spec.dataset_path).read()
         frame = frame.tail(spec.rows).reset_index(drop=True) if spec.rows else frame
     else:
         directory = Path(spec.log_dir) if spec.log_dir else settings.prediction_log_dir

@@ -185,8 +185,8 @@ def test_window_without_labels_gives_drift_only(trained) -> None:
 
 
 def test_empty_window_is_nothing_to_monitor(trained) -> None:
-    empty = months(trained["data"], 7, 9).head(0)
-    summary = monitor(trained, empty, "empty")
+    spec = WindowSpec(log_dir=str(trained["root"] / "empty-log"), hours=24)
+    summary = monitoring_flow(MonitoringParams(config_path=str(trained["config"]), window=spec))
     assert summary.decision.outcome == "nothing-to-monitor"
     assert summary.events == []
     assert summary.mlflow_run_id is None

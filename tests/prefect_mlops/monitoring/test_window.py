@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from prefect_mlops.config import PipelineConfig
-from prefect_mlops.monitoring import PREDICTION, ReferenceDataError, WindowSpec
+from prefect_mlops.errors import IngestError
+from prefect_mlops.monitoring import PREDICTION, WindowSpec
 from prefect_mlops.monitoring.window import freeze_window, log_frame, run_folder, window_frame
 from prefect_mlops.prediction_log import FeedbackRecord, ParquetStore, PredictionRecord
 from prefect_mlops.settings import Settings
@@ -82,10 +83,23 @@ def test_dataset_window_keeps_its_last_rows(tmp_path: Path, config: PipelineConf
     assert frame["bikers"].isna().tolist() == [True, False]  # labels are numbers or missing
 
 
-def test_missing_dataset_is_named(tmp_path: Path, config: PipelineConfig) -> None:
-    spec = WindowSpec(dataset_path=str(tmp_path / "gone.parquet"))
-    with pytest.raises(ReferenceDataError, match=r"gone\.parquet"):
-        window_frame(spec, MODEL, config, Settings(artifact_root=tmp_path))
+def test_missing_or_empty_dataset_is_refused_by_name(
+    tmp_path: Path, config: PipelineConfig
+) -> None:
+    settings = Settings(artifact_root=tmp_path)
+    missing = WindowSpec(dataset_path=str(tmp_path / "gone.parquet"))
+    with pytest.raises(IngestError, match=r"not found: .*gone\.parquet"):
+        window_frame(missing, MODEL, config, settings)
+    empty = tmp_path / "empty.parquet"
+    pd.DataFrame({"temp": pd.Series([], dtype=float)}).to_parquet(empty)
+    with pytest.raises(IngestError, match="has no rows"):
+        window_frame(WindowSpec(dataset_path=str(empty)), MODEL, config, settings)
+
+
+def test_empty_log_window_has_no_rows(tmp_path: Path, config: PipelineConfig) -> None:
+    frame = log_frame(WindowSpec(hours=1), MODEL, config, tmp_path / "no-log")
+    assert frame.empty
+    assert PREDICTION in frame.columns and "bikers" in frame.columns
 
 
 def test_frozen_window_counts_rows_and_labels(tmp_path: Path, config: PipelineConfig) -> None:
