@@ -73,8 +73,10 @@ class DatetimeParts(TransformerMixin, BaseEstimator):
         """Remember the input columns and check the parts are datetime fields."""
         fields = pd.Series(pd.DatetimeIndex([])).dt
         unknown = [p for p in self.parts if not isinstance(getattr(fields, p, None), pd.Series)]
-        if unknown or not self.parts:
-            raise ValueError(f"parts {list(self.parts)!r}: {unknown or 'none'} are not date fields")
+        if unknown:
+            raise ValueError(f"datetime parts {unknown} are not fields of pandas' .dt accessor")
+        if not self.parts:
+            raise ValueError("no datetime parts to extract")
         validate_data(self, X, skip_check_array=True)
         return self
 
