@@ -1,4 +1,4 @@
-"""Datetime parts of request values, as `tasks.features.datetime_parts` computes them.
+"""Datetime parts of request values, as `prefect_mlops.transformers.DatetimeParts` computes them.
 
 The training pipeline expands each datetime column with `pd.to_datetime(column,
 errors="coerce")` and the `.dt` accessors. Running pandas for every request costs more than

@@ -1,4 +1,4 @@
-"""The service's datetime parts equal the training pipeline's (`tasks.features.datetime_parts`)."""
+"""The service's datetime parts equal the training pipeline's (`DatetimeParts`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from prefect_mlops.transformers import DATETIME_PARTS, DatetimeParts
 from serving import datetimes
 from serving.datetimes import UnsupportedPartError, check_parts, datetime_part_matrix
-from tasks.features import DATETIME_PARTS, datetime_parts
 
 HOURS = pd.date_range("2011-01-01", periods=500, freq="97min")
 
@@ -19,7 +19,8 @@ HOURS = pd.date_range("2011-01-01", periods=500, freq="97min")
 def _training_parts(values: list) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # pandas' "could not infer format"
-        return datetime_parts(pd.DataFrame({"when": pd.Series(values, dtype=object)}))
+        frame = pd.DataFrame({"when": pd.Series(values, dtype=object)})
+        return DatetimeParts().fit(frame).transform(frame)
 
 
 CASES = {

@@ -13,6 +13,8 @@ from fastapi.testclient import TestClient
 from mlflow.models import infer_signature
 
 from prefect_mlops.config import PipelineConfig, parse_config
+from prefect_mlops.estimators import build_model
+from prefect_mlops.features import infer_schema
 from prefect_mlops.results import CandidateSpec
 from serving.app import create_app
 from serving.engines import (
@@ -24,8 +26,6 @@ from serving.engines import (
 )
 from serving.model import choose_engine
 from serving.schema import InputSchema
-from tasks.features import infer_schema
-from tasks.train import build_model
 from tests.serving.conftest import (
     Store,
     _config,
