@@ -2,16 +2,6 @@ import subprocess
 import sys
 import textwrap
 
-from flows.monitoring import monitoring_flow
-from flows.scoring import scoring_flow
-from flows.training import training_flow
-from prefect_mlops.runtime import skip_exit_collection
-
-
-def test_heavy_flows_skip_the_exit_collection() -> None:
-    for flow in (training_flow, scoring_flow, monitoring_flow):
-        assert skip_exit_collection in flow.on_running_hooks, flow.name
-
 
 def test_the_heap_is_frozen_at_exit_and_other_handlers_still_run() -> None:
     script = textwrap.dedent(

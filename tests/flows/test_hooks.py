@@ -1,0 +1,11 @@
+"""The heavy flows declare their process policies as hooks."""
+
+from flows.monitoring import monitoring_flow
+from flows.scoring import scoring_flow
+from flows.training import training_flow
+from tasks.policies import exit_without_collection
+
+
+def test_heavy_flows_skip_the_exit_collection() -> None:
+    for flow in (training_flow, scoring_flow, monitoring_flow):
+        assert exit_without_collection in flow.on_running_hooks, flow.name
