@@ -8,17 +8,16 @@ from prefect import flow
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field, model_validator
 
-from prefect_mlops.config import SourceConfig
-from prefect_mlops.runtime import skip_exit_collection
+from prefect_mlops.destinations import Destination, same_sqlite_file
 from prefect_mlops.settings import Settings
+from prefect_mlops.sources import Source
 from tasks.configure import load_pipeline_config
+from tasks.policies import exit_without_collection
 from tasks.score import (
-    DestinationConfig,
     ScoringSummary,
     enforce_scoring_gate,
     publish_scoring_summary,
     resolve_model,
-    same_sqlite_file,
     score_source,
     validate_source,
 )
@@ -28,8 +27,8 @@ class ScoringParams(BaseModel):
     """Parameters of a scoring run (the form in the Prefect UI)."""
 
     config_path: str = Field(default="configs/bikeshare.yaml", description="pipeline YAML")
-    source: SourceConfig = Field(description="rows to score (CSV, Parquet or SQL)")
-    destination: DestinationConfig = Field(description="where predictions are written")
+    source: Source = Field(description="rows to score (CSV, Parquet or SQL)")
+    destination: Destination = Field(description="where predictions are written")
     alias: str = "champion"
     chunk_rows: int = Field(default=50_000, ge=1, description="rows held in memory at once")
     log_predictions: bool = Field(default=True, description="append to the prediction log")
@@ -48,7 +47,7 @@ class ScoringParams(BaseModel):
 @flow(
     name="batch-scoring",
     description="Score a dataset with the champion model in chunks.",
-    on_running=[skip_exit_collection],
+    on_running=[exit_without_collection],
 )
 def scoring_flow(params: ScoringParams) -> ScoringSummary:
     """Validate a dataset, score it with the aliased model and record the predictions."""

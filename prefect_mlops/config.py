@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prefect_mlops.errors import ConfigError
+from prefect_mlops.sources import Source
 
 
 class StrictModel(BaseModel):
@@ -23,36 +24,6 @@ class StrictModel(BaseModel):
 class TaskType(StrEnum):
     classification = "classification"
     regression = "regression"
-
-
-class SourceConfig(StrictModel):
-    """Where the rows come from: a CSV or Parquet file, or a SQL table or query."""
-
-    kind: Literal["csv", "parquet", "sql"]
-    path: str | None = None
-    url: str | None = Field(default=None, description="SQLAlchemy URL, for kind sql")
-    table: str | None = None
-    query: str | None = None
-
-    @model_validator(mode="after")
-    def _check_location(self) -> SourceConfig:
-        if self.kind in ("csv", "parquet") and not self.path:
-            raise ValueError(f"source.path is required for a {self.kind} source")
-        if self.kind == "sql":
-            if not self.url:
-                raise ValueError("source.url is required for a sql source")
-            if bool(self.table) == bool(self.query):
-                raise ValueError("a sql source needs exactly one of source.table or source.query")
-        return self
-
-    def describe(self) -> str:
-        """A human-readable location, safe to log (credentials stripped from URLs)."""
-        if self.kind != "sql":
-            return str(self.path)
-        from sqlalchemy.engine import make_url
-
-        where = self.table or "query"
-        return f"{make_url(self.url).render_as_string(hide_password=True)}#{where}"
 
 
 class SplitConfig(StrictModel):
@@ -189,7 +160,7 @@ class PipelineConfig(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     task: TaskType
     target: str
-    source: SourceConfig
+    source: Source
     features: list[str] | None = Field(
         default=None, description="feature columns; inferred from the data when omitted"
     )

@@ -12,15 +12,16 @@ import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 
 from flows.scoring import ScoringParams, scoring_flow
-from prefect_mlops.config import PipelineConfig, SourceConfig
+from prefect_mlops.config import PipelineConfig
+from prefect_mlops.destinations import CsvDestination, ParquetDestination, SqlDestination
 from prefect_mlops.errors import DataValidationError
+from prefect_mlops.estimators import build_model
+from prefect_mlops.features import infer_schema
 from prefect_mlops.prediction_log import read_prediction_log
 from prefect_mlops.results import CandidateSpec
 from prefect_mlops.settings import Settings
-from tasks.features import infer_schema
+from prefect_mlops.sources import CsvSource, SqlSource
 from tasks.registry import log_sklearn_model
-from tasks.score import DestinationConfig
-from tasks.train import build_model
 
 
 @pytest.fixture
@@ -47,8 +48,8 @@ def champion(settings: Settings, fast_config: PipelineConfig, bikeshare: pd.Data
 def _params(config_path: Path, source: Path, output: Path, kind: str = "parquet") -> ScoringParams:
     return ScoringParams(
         config_path=str(config_path),
-        source=SourceConfig(kind="csv", path=str(source)),
-        destination=DestinationConfig(kind=kind, path=str(output)),
+        source=CsvSource(path=str(source)),
+        destination={"parquet": ParquetDestination, "csv": CsvDestination}[kind](path=str(output)),
         chunk_rows=400,
     )
 
@@ -100,8 +101,8 @@ def test_sql_source_scored_in_chunks_into_a_sql_table_and_the_sql_log(
     rows.to_sql("hours", sa.create_engine(source), index=False)
     params = ScoringParams(
         config_path=str(fast_config_path),
-        source=SourceConfig(kind="sql", url=source, table="hours"),
-        destination=DestinationConfig(kind="sql", url=destination, table="scored"),
+        source=SqlSource(url=source, table="hours"),
+        destination=SqlDestination(url=destination, table="scored"),
         chunk_rows=400,
         log_url=log,
     )
@@ -123,8 +124,8 @@ def test_sql_query_source_appends_to_an_existing_table(
     rows.to_sql("hours", sa.create_engine(source), index=False)
     params = ScoringParams(
         config_path=str(fast_config_path),
-        source=SourceConfig(kind="sql", url=source, query="SELECT * FROM hours WHERE season = 1"),
-        destination=DestinationConfig(kind="sql", url=destination, table="scored"),
+        source=SqlSource(url=source, query="SELECT * FROM hours WHERE season = 1"),
+        destination=SqlDestination(url=destination, table="scored"),
         chunk_rows=250,
     )
     first = scoring_flow(params)
@@ -140,8 +141,6 @@ def test_one_sqlite_file_as_source_and_destination_is_refused_up_front(tmp_path)
     url = _sqlite(tmp_path / "warehouse.db")
     with pytest.raises(ValueError, match=r"destination\.url is the SQLite file of source\.url"):
         ScoringParams(
-            source=SourceConfig(kind="sql", url=url, table="hours"),
-            destination=DestinationConfig(
-                kind="sql", url=f"sqlite:///{tmp_path}/./warehouse.db", table="scored"
-            ),
+            source=SqlSource(url=url, table="hours"),
+            destination=SqlDestination(url=f"sqlite:///{tmp_path}/./warehouse.db", table="scored"),
         )

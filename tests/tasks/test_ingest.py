@@ -6,9 +6,10 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from prefect_mlops.config import SourceConfig, WindowConfig
+from prefect_mlops.config import WindowConfig
 from prefect_mlops.errors import IngestError
-from tasks.ingest import fingerprint_frame, read_source, recent_rows, snapshot_source
+from prefect_mlops.sources import CsvSource, ParquetSource, SqlSource
+from tasks.ingest import fingerprint_frame, snapshot_source
 
 
 @pytest.fixture
@@ -18,7 +19,7 @@ def frame() -> pd.DataFrame:
 
 def test_csv_snapshot_is_content_addressed(tmp_path: Path, frame: pd.DataFrame) -> None:
     frame.to_csv(tmp_path / "d.csv", index=False)
-    source = SourceConfig(kind="csv", path=str(tmp_path / "d.csv"))
+    source = CsvSource(path=str(tmp_path / "d.csv"))
     first = snapshot_source.fn(source, tmp_path / "snap")
     second = snapshot_source.fn(source, tmp_path / "snap")
     assert first == second
@@ -38,7 +39,7 @@ def test_parquet_snapshot_is_a_byte_copy_named_by_its_hash(
     tmp_path: Path, frame: pd.DataFrame
 ) -> None:
     frame.to_parquet(tmp_path / "d.parquet", index=False)
-    source = SourceConfig(kind="parquet", path=str(tmp_path / "d.parquet"))
+    source = ParquetSource(path=str(tmp_path / "d.parquet"))
     first = snapshot_source.fn(source, tmp_path / "snap")
     assert Path(first.uri).read_bytes() == (tmp_path / "d.parquet").read_bytes()
     assert first == snapshot_source.fn(source, tmp_path / "snap")
@@ -54,7 +55,7 @@ def test_parquet_snapshot_is_a_byte_copy_named_by_its_hash(
 def test_parquet_snapshot_lists_columns_without_the_stored_index(tmp_path: Path) -> None:
     indexed = pd.DataFrame({"a": [1, 2]}, index=pd.Index(["r1", "r2"], name="key"))
     indexed.to_parquet(tmp_path / "d.parquet")
-    source = SourceConfig(kind="parquet", path=str(tmp_path / "d.parquet"))
+    source = ParquetSource(path=str(tmp_path / "d.parquet"))
     assert snapshot_source.fn(source, tmp_path / "snap").columns == ["a"]
 
 
@@ -69,7 +70,7 @@ def test_parquet_snapshot_lists_columns_without_the_stored_index(tmp_path: Path)
 )
 def test_bad_parquet_snapshot_is_named(tmp_path: Path, write, message: str) -> None:
     write(tmp_path / "bad.parquet")
-    source = SourceConfig(kind="parquet", path=str(tmp_path / "bad.parquet"))
+    source = ParquetSource(path=str(tmp_path / "bad.parquet"))
     with pytest.raises(IngestError, match=message):
         snapshot_source.fn(source, tmp_path / "snap")
     assert not (tmp_path / "snap").exists() or not any((tmp_path / "snap").iterdir())
@@ -78,76 +79,24 @@ def test_bad_parquet_snapshot_is_named(tmp_path: Path, write, message: str) -> N
 def test_parquet_with_repeated_columns_is_refused(tmp_path: Path) -> None:
     table = pa.table([[1], [2]], names=["a", "a"])
     pq.write_table(table, tmp_path / "dupes.parquet")
-    source = SourceConfig(kind="parquet", path=str(tmp_path / "dupes.parquet"))
+    source = ParquetSource(path=str(tmp_path / "dupes.parquet"))
     with pytest.raises(IngestError, match=r"duplicated columns \['a'\]"):
         snapshot_source.fn(source, tmp_path / "snap")
 
 
-def test_parquet_source_reads(tmp_path: Path, frame: pd.DataFrame) -> None:
-    frame.to_parquet(tmp_path / "d.parquet")
-    loaded = read_source(SourceConfig(kind="parquet", path=str(tmp_path / "d.parquet")))
-    assert list(loaded.columns) == ["x", "c", "y"]
+def test_windowed_snapshot_keeps_only_recent_rows(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=10, freq="D").astype(str)})
+    frame.to_parquet(tmp_path / "d.parquet", index=False)
+    source = ParquetSource(path=str(tmp_path / "d.parquet"))
+    snapshot = snapshot_source.fn(source, tmp_path / "snap", WindowConfig(time_column="t", rows=3))
+    assert snapshot.rows == 3
+    assert pd.read_parquet(snapshot.uri)["t"].tolist() == ["2024-01-08", "2024-01-09", "2024-01-10"]
 
 
-def test_sql_table_and_query_read(tmp_path: Path, frame: pd.DataFrame) -> None:
+def test_sql_snapshot_names_the_table_without_the_password(tmp_path: Path, frame) -> None:
     url = f"sqlite:///{tmp_path / 'd.db'}"
     engine = sa.create_engine(url)
     frame.to_sql("rows", engine, index=False)
     engine.dispose()
-    by_table = read_source(SourceConfig(kind="sql", url=url, table="rows"))
-    by_query = read_source(SourceConfig(kind="sql", url=url, query="select * from rows where y=0"))
-    assert len(by_table) == 3
-    assert len(by_query) == 2
-
-
-def test_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(IngestError, match=r"not found: .*missing\.csv"):
-        read_source(SourceConfig(kind="csv", path=str(tmp_path / "missing.csv")))
-
-
-def test_empty_file_is_rejected(tmp_path: Path) -> None:
-    (tmp_path / "empty.csv").write_text("")
-    with pytest.raises(IngestError, match="is empty"):
-        read_source(SourceConfig(kind="csv", path=str(tmp_path / "empty.csv")))
-
-
-def test_header_only_file_has_no_rows(tmp_path: Path) -> None:
-    (tmp_path / "header.csv").write_text("a,b\n")
-    with pytest.raises(IngestError, match="has no rows"):
-        read_source(SourceConfig(kind="csv", path=str(tmp_path / "header.csv")))
-
-
-def test_unreadable_parquet_is_rejected(tmp_path: Path) -> None:
-    (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
-    with pytest.raises(IngestError, match="cannot read parquet source"):
-        read_source(SourceConfig(kind="parquet", path=str(tmp_path / "bad.parquet")))
-
-
-def test_absent_sql_table_is_named(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'empty.db'}"
-    with pytest.raises(IngestError, match="table 'missing' not found"):
-        read_source(SourceConfig(kind="sql", url=url, table="missing"))
-
-
-def test_sql_url_password_is_not_shown() -> None:
-    source = SourceConfig(kind="sql", url="postgresql://u:secret@db/x", table="t")
-    assert "secret" not in source.describe()
-
-
-def test_recent_window_keeps_the_last_days() -> None:
-    frame = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=10, freq="D").astype(str)})
-    recent = recent_rows(
-        frame.sample(frac=1, random_state=0), WindowConfig(time_column="t", days=3)
-    )
-    assert sorted(recent["t"]) == ["2024-01-08", "2024-01-09", "2024-01-10"]
-
-
-def test_recent_window_keeps_the_last_rows() -> None:
-    frame = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=10, freq="D").astype(str)})
-    recent = recent_rows(frame, WindowConfig(time_column="t", rows=2))
-    assert recent["t"].tolist() == ["2024-01-09", "2024-01-10"]
-
-
-def test_window_on_absent_column_is_named() -> None:
-    with pytest.raises(IngestError, match="time_column 'when' is not in the data"):
-        recent_rows(pd.DataFrame({"t": ["2024-01-01"]}), WindowConfig(time_column="when", rows=1))
+    snapshot = snapshot_source.fn(SqlSource(url=url, table="rows"), tmp_path / "snap")
+    assert (snapshot.rows, snapshot.source) == (3, f"{url}#rows")
