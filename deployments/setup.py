@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from typing import cast
 
 from prefect.automations import Automation
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
@@ -93,7 +94,8 @@ def ensure_notifications(webhook_url: str) -> list[str]:
 
 def _replace_automation(automation: Automation) -> str:
     with contextlib.suppress(ValueError):  # ValueError: not there yet
-        Automation.read(name=automation.name).delete()
+        # `read` is sync-compatible: called from synchronous code it returns the automation.
+        cast(Automation, Automation.read(name=automation.name)).delete()
     automation.create()
     return f"automation {automation.name!r}: created"
 

@@ -207,7 +207,7 @@ def simulate(
     ] = None,
 ) -> None:
     """Replay the seasons: train on Jan-Mar, serve, replay Jul-Sep, see drift retrain the model."""
-    from prefect_mlops.simulate import run_simulation
+    from deployments.simulate import run_simulation
 
     try:
         result = run_simulation(workdir=workdir, replay_rows=replay_rows)

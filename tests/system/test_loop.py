@@ -17,7 +17,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from prefect_mlops.simulate import replay, wait_for_log
+from deployments.replay import replay, wait_for_log
 from tests.conftest import BIKESHARE_CONFIG, BIKESHARE_CSV
 from tests.system.conftest import LOOP_MODEL, Stack
 

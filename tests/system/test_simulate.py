@@ -9,10 +9,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
+from deployments.simulate import SimulationResult
 from prefect_mlops.cli import app
 from prefect_mlops.monitoring import DRIFT_DETECTED
 from prefect_mlops.settings import Settings
-from prefect_mlops.simulate import SimulationResult
 
 pytestmark = pytest.mark.system
 

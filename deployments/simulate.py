@@ -10,29 +10,23 @@ monitoring) an Evidently report in the local workspace.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pandas as pd
 import yaml
 from pydantic import BaseModel, Field
 
+from deployments.replay import prediction_service, replay, served_version, wait_for_log
 from prefect_mlops.monitoring import DriftSummary, WindowSpec
 from prefect_mlops.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BIKESHARE_CSV = PROJECT_ROOT / "data" / "bikeshare" / "bikeshare_hourly_2011.csv"
 BIKESHARE_CONFIG = PROJECT_ROOT / "configs" / "bikeshare.yaml"
-BATCH_ROWS = 200
-SERVICE_START_SECONDS = 120.0
-LOG_WAIT_SECONDS = 60.0
 
 
 class SimulationResult(BaseModel):
@@ -75,98 +69,6 @@ def write_simulation_config(
     path = folder / "bikeshare-simulation.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def prediction_service(
-    model: str, settings: Settings, log_dir: Path, say: Callable[[str], None]
-) -> Iterator[str]:
-    """The real prediction service (`python -m serving`) on loopback; yields its base URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": settings.tracking_uri,
-        "MLOPS_SERVE_LOG_DIR": str(log_dir),
-        "MLOPS_SERVE_LOG_FLUSH_SECONDS": "0.5",
-    }
-    command = [sys.executable, "-m", "serving", "--model", model, "--port", str(port)]
-    command += ["--poll-seconds", "0", "--no-onnx"]
-    log_file = (log_dir.parent / "service.log").open("ab")
-    process = subprocess.Popen(
-        command, cwd=PROJECT_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(url, process)
-        say(f"serving {model}@champion at {url} (pid {process.pid}, log {log_file.name})")
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log_file.close()
-
-
-def wait_until_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    """Poll readiness until the service has loaded its model (or has died)."""
-    deadline = time.monotonic() + SERVICE_START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"prediction service exited with code {process.returncode}")
-        try:
-            if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"prediction service at {url} not ready in {SERVICE_START_SECONDS:.0f} s")
-
-
-def replay(url: str, rows: pd.DataFrame, features: list[str], target: str) -> int:
-    """Send rows in batches to /predict, then feed each row's label back on /feedback."""
-    sent = 0
-    with httpx.Client(base_url=url, timeout=30) as client:
-        for start in range(0, len(rows), BATCH_ROWS):
-            batch = rows.iloc[start : start + BATCH_ROWS]
-            records = batch[features].to_dict(orient="records")
-            answer = client.post("/predict", json={"records": records})
-            answer.raise_for_status()
-            request_id = answer.json()["request_id"]
-            for index, label in enumerate(batch[target].tolist()):
-                feedback = {"request_id": request_id, "row_index": index, "label": label}
-                client.post("/feedback", json=feedback).raise_for_status()
-            sent += len(batch)
-    return sent
-
-
-def wait_for_log(log_dir: Path, rows: int) -> None:
-    """Wait until the service's background writer has flushed `rows` predictions and labels."""
-    from prefect_mlops.prediction_log import read_prediction_log
-
-    deadline = time.monotonic() + LOG_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        log = read_prediction_log(directory=log_dir)
-        if len(log) >= rows and log["label"].notna().sum() >= rows:
-            return
-        time.sleep(0.5)
-    raise RuntimeError(f"prediction log {log_dir} did not reach {rows} labelled rows")
-
-
-def served_version(url: str) -> str:
-    """Ask the service to follow its alias now and return the version it serves."""
-    with httpx.Client(base_url=url, timeout=60) as client:
-        client.post("/reload").raise_for_status()
-        return str(client.get("/metadata").json()["version"])
 
 
 def training_deployments() -> list[str]:
@@ -216,8 +118,9 @@ def run_simulation(
     from flows.monitoring import MonitoringParams, monitoring_flow
     from flows.training import TrainingParams, training_flow
     from prefect_mlops.config import load_config
+    from prefect_mlops.features import infer_schema
+    from prefect_mlops.registry import CHAMPION, require_version
     from prefect_mlops.tracking import mlflow_client
-    from tasks.features import infer_schema
 
     settings = Settings()
     folder = (workdir or settings.artifact_root / "simulation").resolve()
@@ -236,7 +139,7 @@ def run_simulation(
 
     step(f"1. landing data: months {train_months[0]}-{train_months[1]} in {landing}")
     first = training_flow(TrainingParams(config_path=str(config_path), reason="simulate: initial"))
-    first_version = first.model_version.version if first.model_version else "?"
+    first_version = first.model_version.version
     step(f"2. trained {config.registered_model_name} v{first_version} (champion)")
 
     replayed = replay_sample(months(year, *replay_months), replay_rows)
@@ -291,12 +194,10 @@ def run_simulation(
         retrain = training_flow(
             TrainingParams(config_path=str(config_path), window="recent", reason=reason)
         )
-        champion = mlflow_client(settings).get_model_version_by_alias(
-            config.registered_model_name, "champion"
-        )
+        champion = require_version(mlflow_client(settings), config.registered_model_name, CHAMPION)
         now_served = served_version(url)
         step(
-            f"6. retrained v{retrain.model_version.version if retrain.model_version else '?'} "
+            f"6. retrained v{retrain.model_version.version} "
             f"(promoted: {retrain.promoted}); champion is v{champion.version}; the service now "
             f"serves v{now_served}"
         )
@@ -319,7 +220,7 @@ def save_result(result: SimulationResult, folder: Path) -> SimulationResult:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """`python -m prefect_mlops.simulate [WORKDIR]`."""
+    """`python -m deployments.simulate [WORKDIR]`."""
     args = argv if argv is not None else sys.argv[1:]
     return run_simulation(Path(args[0]) if args else None)
 
