@@ -58,3 +58,16 @@ def test_quality_report_sample_is_configurable_and_bounded() -> None:
     raw["monitoring"] = {"quality_report_max_rows": 10}
     with pytest.raises(ConfigError, match="quality_report_max_rows"):
         parse_config(raw)
+
+
+def test_source_kind_chooses_its_fields_and_unknown_kinds_are_named() -> None:
+    with pytest.raises(ConfigError, match=r"source: Input tag 'xls' .* 'csv', 'parquet', 'sql'"):
+        parse_config(fast_config_dict(source={"kind": "xls", "path": "rows.xls"}))
+    with pytest.raises(ConfigError, match=r"source\.csv\.path: Field required"):
+        parse_config(fast_config_dict(source={"kind": "csv"}))
+
+
+def test_sql_source_needs_exactly_one_of_table_or_query() -> None:
+    both = {"kind": "sql", "url": "sqlite://", "table": "t", "query": "select 1"}
+    with pytest.raises(ConfigError, match=r"source\.sql: .*exactly one of table or query"):
+        parse_config(fast_config_dict(source=both))
