@@ -14,6 +14,7 @@ from prefect_mlops.config import PipelineConfig, load_config
 from prefect_mlops.errors import ConfigError
 from prefect_mlops.estimators import check_candidates
 from prefect_mlops.settings import Settings
+from prefect_mlops.sources import CsvSource, ParquetSource
 
 Purpose = Literal["training", "scoring"]
 
@@ -21,9 +22,13 @@ Purpose = Literal["training", "scoring"]
 def pipeline_problems(config: PipelineConfig, settings: Settings, purpose: Purpose) -> list[str]:
     """Every problem found in a parsed config for a training or scoring/monitoring run."""
     problems = check_candidates(config)
-    path = getattr(config.source, "path", None)
-    if purpose == "training" and path is not None and not Path(path).exists():
-        problems.append(f"source.path: {config.source.kind} file {path} does not exist")
+    source = config.source
+    if (
+        purpose == "training"
+        and isinstance(source, CsvSource | ParquetSource)
+        and not Path(source.path).exists()
+    ):
+        problems.append(f"source.path: {source.kind} file {source.path} does not exist")
     checkpoint = settings.gx_root / "checkpoints" / f"{config.validation.suite}.{purpose}.json"
     if not checkpoint.is_file():
         problems.append(

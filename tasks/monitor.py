@@ -30,8 +30,8 @@ from prefect_mlops.monitoring.publish import event_payload, event_related, event
 from prefect_mlops.monitoring.window import freeze_window, run_folder, window_frame
 from prefect_mlops.results import ValidationSummary
 from prefect_mlops.settings import Settings
+from prefect_mlops.snapshots import fingerprint_frame
 from prefect_mlops.tracking import mlflow_client
-from tasks.ingest import fingerprint_frame
 from tasks.policies import IO_RETRIES
 
 

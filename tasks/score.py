@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Literal
 
 import mlflow
 import numpy as np
@@ -15,7 +14,9 @@ from pydantic import BaseModel
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.destinations import Destination
-from prefect_mlops.errors import DataValidationError, IngestError
+from prefect_mlops.errors import IngestError
+from prefect_mlops.expectations.gate import GatePolicy, check_data_gate
+from prefect_mlops.expectations.run import validate_frame
 from prefect_mlops.prediction_log import PredictionRecord, open_store
 from prefect_mlops.registry import require_version
 from prefect_mlops.results import ModelVersionRef, ValidationSummary
@@ -23,7 +24,6 @@ from prefect_mlops.settings import Settings
 from prefect_mlops.sources import Source
 from prefect_mlops.tracking import mlflow_client, use_tracking
 from tasks.policies import IO_RETRIES
-from tasks.validate import validate_frame
 
 
 class ScoringSummary(BaseModel):
@@ -64,14 +64,11 @@ def validate_source(
 
 
 @task
-def enforce_scoring_gate(summary: ValidationSummary, policy: Literal["fail", "warn"]) -> None:
+def enforce_scoring_gate(summary: ValidationSummary, policy: GatePolicy) -> None:
     """A failed validation stops scoring (policy fail) or is logged (warn)."""
-    if summary.success:
-        return
-    message = "scoring data validation failed\n" + summary.describe()
-    if policy == "fail":
-        raise DataValidationError(message)
-    get_run_logger().warning("%s\n(policy warn: scoring continues)", message)
+    warning = check_data_gate(summary, policy, subject="scoring data")
+    if warning is not None:
+        get_run_logger().warning(warning)
 
 
 @task

@@ -15,8 +15,6 @@ from prefect.logging import get_run_logger
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.expectations.gate import GatePolicy, check_data_gate
-from prefect_mlops.expectations.gx import build_data_docs, open_context
-from prefect_mlops.expectations.profile import init_suites
 from prefect_mlops.expectations.run import validate_frame
 from prefect_mlops.expectations.suites import Purpose
 from prefect_mlops.expectations.summary import validation_markdown
@@ -25,17 +23,6 @@ from prefect_mlops.names import artifact_key
 from prefect_mlops.results import Snapshot, ValidationSummary
 from prefect_mlops.settings import Settings
 from tasks.policies import IO_RETRIES, RELEASES_MEMORY
-
-# Re-exports for modules not yet switched to the core names: validate_frame (tasks.score,
-# tasks.monitor) and init_suites, build_data_docs, open_context (prefect_mlops.cli, bench).
-__all__ = [
-    "build_data_docs",
-    "enforce_data_gate",
-    "init_suites",
-    "open_context",
-    "validate_frame",
-    "validate_snapshot",
-]
 
 
 @task(**IO_RETRIES, **RELEASES_MEMORY)

@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from flows.monitoring import MonitoringParams, monitoring_flow
 from flows.training import TrainingParams, training_flow
 from prefect_mlops.config import load_config
+from prefect_mlops.expectations.profile import init_suites
 from prefect_mlops.monitoring import (
     DATA_INVALID,
     DRIFT_DETECTED,
@@ -28,7 +29,6 @@ from prefect_mlops.monitoring import (
     model_resource_id,
 )
 from prefect_mlops.settings import Settings
-from tasks.validate import init_suites
 from tests.conftest import BIKESHARE_CSV, ROOT, fast_config_dict, write_config
 
 MODEL = "bikeshare-demand"

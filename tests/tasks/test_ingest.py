@@ -8,8 +8,9 @@ import sqlalchemy as sa
 
 from prefect_mlops.config import WindowConfig
 from prefect_mlops.errors import IngestError
+from prefect_mlops.snapshots import fingerprint_frame
 from prefect_mlops.sources import CsvSource, ParquetSource, SqlSource
-from tasks.ingest import fingerprint_frame, snapshot_source
+from tasks.ingest import snapshot_source
 
 
 @pytest.fixture
