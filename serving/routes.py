@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
@@ -16,16 +14,15 @@ from serving.auth import require_token
 from serving.errors import InputError, NotReadyError, PayloadTooLargeError
 from serving.model import LoadedModel
 from serving.predictor import Prediction, Predictor
-from serving.protocols import (
-    FeedbackRequest,
-    PredictResponse,
+from serving.protocols.invocations import invocation_parser
+from serving.protocols.open_inference import (
     columns_from_infer,
     infer_response,
-    invocation_parser,
     model_metadata_v2,
     parse_infer_request,
-    predict_response,
 )
+from serving.protocols.predict import PredictResponse, parse_feedback, predict_response
+from serving.responses import json_response
 from serving.schema import Columns
 
 T = TypeVar("T")
@@ -166,7 +163,7 @@ async def infer(name: str, request: Request, predictor: PredictorDep) -> Respons
 async def feedback(request: Request, predictor: PredictorDep) -> Response:
     """Record the ground-truth label of a logged prediction, joined later by request id."""
     body = await read_body(request, predictor.settings.max_body_bytes)
-    label = _parse_feedback(body)
+    label = parse_feedback(body)
     predictor.record_feedback(label.request_id, label.label, label.row_index)
     return json_response({"accepted": True, "request_id": label.request_id}, status_code=202)
 
@@ -199,21 +196,6 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def json_response(
-    body: Any, status_code: int = 200, prediction: Prediction | None = None
-) -> Response:
-    """orjson-encoded JSON; prediction answers carry request id and model version headers."""
-    headers = None
-    if prediction is not None:
-        headers = {
-            "x-request-id": prediction.request_id,
-            "x-model-name": prediction.model.name,
-            "x-model-version": prediction.model.version,
-        }
-    content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
-    return Response(content, status_code, headers, media_type="application/json")
-
-
 def _score(
     predictor: Predictor, model: LoadedModel, columns: Columns, request: Request
 ) -> Prediction:
@@ -222,12 +204,3 @@ def _score(
 
 async def _run(work: Callable[[], T], heavy: bool) -> T:
     return await run_in_threadpool(work) if heavy else work()
-
-
-def _parse_feedback(body: bytes) -> FeedbackRequest:
-    try:
-        return FeedbackRequest.model_validate_json(body)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise InputError(where, first["msg"]) from None

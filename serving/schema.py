@@ -71,8 +71,8 @@ class InputSchema:
         self.names = [c.name for c in columns]
         self._by_name = {c.name: c for c in columns}
         self._column_adapters = {
-            c.name: TypeAdapter(list[c.python_type])
-            for c in columns  # type: ignore[name-defined]
+            c.name: TypeAdapter(list[c.python_type])  # type: ignore[name-defined]
+            for c in columns
         }
         fields: dict[str, Any] = {
             f"c{i}": (c.python_type, Field(alias=c.name)) for i, c in enumerate(columns)

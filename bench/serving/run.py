@@ -1,8 +1,8 @@
 """Side-by-side benchmark: this service vs `mlflow models serve`, same model, same workers.
 
 Usage: `.venv/bin/python -m bench.serving.run [--seconds 15] [--connections 8] [--workers 1]`.
-Trains the bikeshare pipeline (tasks.train.build_model, Ridge), logs and registers it like the
-training flow, starts both servers on loopback, drives them with wrk (single-row
+Trains the bikeshare pipeline (prefect_mlops.estimators.build_model, Ridge), logs and registers
+it like the training flow, starts both servers on loopback, drives them with wrk (single-row
 `dataframe_split` requests, the same body for both), times 10k-row batches against in-process
 `predict`, prints a table and writes bench/results/serving-<time>.json.
 """
@@ -34,10 +34,10 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from prefect_mlops.config import load_config
+from prefect_mlops.estimators import build_model
+from prefect_mlops.features import infer_schema
 from prefect_mlops.results import CandidateSpec, FeatureSchema
-from tasks.features import infer_schema
 from tasks.registry import log_sklearn_model
-from tasks.train import build_model
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -16,12 +17,12 @@ from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
 from prefect_mlops.config import parse_config
+from prefect_mlops.estimators import build_model
+from prefect_mlops.features import infer_schema
 from prefect_mlops.results import CandidateSpec
 from serving.app import create_app
 from serving.settings import ServeSettings
-from tasks.features import infer_schema
 from tasks.registry import log_sklearn_model
-from tasks.train import build_model
 
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -154,8 +155,9 @@ def store(_template_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     return Store(uri, _template_store, MlflowClient(tracking_uri=uri))
 
 
-def make_settings(store: Store, tmp_path: Path, **overrides: object) -> ServeSettings:
-    values: dict[str, object] = {
+def make_settings(store: Store, tmp_path: Path, **overrides: Any) -> ServeSettings:
+    """Settings serving the regressor from `store`, logging under `tmp_path`, no polling."""
+    values: dict[str, Any] = {
         "model_name": REGRESSOR,
         "tracking_uri": store.uri,
         "poll_seconds": 0,

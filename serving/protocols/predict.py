@@ -1,0 +1,56 @@
+"""This service's own protocol: `POST /predict` answers and `POST /feedback` labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from serving.errors import InputError
+from serving.predictor import Prediction
+
+
+class PredictResponse(BaseModel):
+    """Answer of `POST /predict` (documented; built directly as JSON for speed)."""
+
+    request_id: str
+    model_name: str
+    model_version: str
+    predictions: list[Any]
+    classes: list[Any] | None = None
+    probabilities: list[list[float]] | None = None
+
+
+class FeedbackRequest(BaseModel):
+    """A ground-truth label for row `row_index` of request `request_id`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=64)
+    label: Any
+    row_index: int = Field(default=0, ge=0)
+
+
+def predict_response(prediction: Prediction) -> dict[str, Any]:
+    """Body of a `/predict` answer."""
+    model = prediction.model
+    body: dict[str, Any] = {
+        "request_id": prediction.request_id,
+        "model_name": model.name,
+        "model_version": model.version,
+        "predictions": prediction.predictions,
+    }
+    if prediction.probabilities is not None:
+        body["classes"] = model.classes
+        body["probabilities"] = prediction.probabilities
+    return body
+
+
+def parse_feedback(body: bytes) -> FeedbackRequest:
+    """Validate a `/feedback` body, naming the first problem's field."""
+    try:
+        return FeedbackRequest.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InputError(where, first["msg"]) from None
