@@ -1,14 +1,12 @@
-"""The prediction log: every prediction and label, written in the background, read by monitoring.
+"""The prediction log: every prediction and label, shared by the service, scoring and monitoring.
 
-Requests only append a reference to a bounded deque; a writer thread turns records into Arrow
-tables (or rows) and appends them to a Parquet dataset partitioned by day (one immutable file
-per flush) or to a SQL database. A failed write is counted and logged, and its rows are
-retried on the next flush; files and committed rows already written are never touched again.
+Records are appended to a Parquet dataset partitioned by day (one immutable file per write) or to
+a SQL database; files and committed rows already written are never touched again. The log lives
+at `Settings().prediction_log_dir` unless a caller names another place.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 import uuid
@@ -23,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-logger = logging.getLogger(__name__)
+from prefect_mlops.settings import Settings
 
 # Request columns as the service holds them: one list of plain values per feature.
 Columns = dict[str, list[Any]]
@@ -71,8 +69,16 @@ class LogStore(Protocol):
 
     def write(self, table: Table, prepared: list[Any]) -> int: ...
 
+    def append_predictions(self, records: list[PredictionRecord]) -> None:
+        """Prepare and write in one call (batch scoring, tests)."""
+        self.write("predictions", self.prepare("predictions", records))
 
-class ParquetStore:
+    def append_feedback(self, records: list[FeedbackRecord]) -> None:
+        """Prepare and write labels in one call."""
+        self.write("feedback", self.prepare("feedback", records))
+
+
+class ParquetStore(LogStore):
     """`<root>/{predictions,feedback}/date=YYYY-MM-DD/part-*.parquet`, files written atomically.
 
     Features are kept as their own columns inside a `features` struct, built column by column,
@@ -81,13 +87,6 @@ class ParquetStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-
-    def append_predictions(self, records: list[PredictionRecord]) -> None:
-        """Prepare and write in one call (batch scoring, tests)."""
-        self.write("predictions", self.prepare("predictions", records))
-
-    def append_feedback(self, records: list[FeedbackRecord]) -> None:
-        self.write("feedback", self.prepare("feedback", records))
 
     def prepare(self, table: Table, records: list[Any]) -> list[tuple[str, pa.Table]]:
         if table == "feedback":
@@ -113,12 +112,12 @@ class ParquetStore:
         folder = self.root / table_name / f"date={day}"
         folder.mkdir(parents=True, exist_ok=True)
         name = f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
-        tmp = folder / f".{name}.tmp"
+        tmp = folder / f".{name}.tmp"  # hidden: dataset readers skip it while it is written
         pq.write_table(table, tmp)
         os.replace(tmp, folder / name)
 
 
-class SqlStore:
+class SqlStore(LogStore):
     """Tables `predictions` and `feedback` in any SQLAlchemy database (features as JSON)."""
 
     def __init__(self, url: str) -> None:
@@ -143,24 +142,10 @@ class SqlStore:
             sa.Column("label", text),
         )
 
-    def append_predictions(self, records: list[PredictionRecord]) -> None:
-        self.write("predictions", self.prepare("predictions", records))
-
-    def append_feedback(self, records: list[FeedbackRecord]) -> None:
-        self.write("feedback", self.prepare("feedback", records))
-
     def prepare(self, table: Table, records: list[Any]) -> list[dict[str, Any]]:
         if table == "predictions":
             return [row for r in records for row in _prediction_rows(r)]
-        return [
-            {
-                "request_id": r.request_id,
-                "row_index": r.row_index,
-                "timestamp": r.timestamp,
-                "label": _json(r.label),
-            }
-            for r in records
-        ]
+        return [{**r._asdict(), "label": _json(r.label)} for r in records]
 
     def write(self, table: Table, prepared: list[dict[str, Any]]) -> int:
         if self.engine is None:  # connect on first write, so a down database never stops start-up
@@ -213,7 +198,7 @@ def _prediction_table(records: list[PredictionRecord]) -> pa.Table:
         "prediction": pa.array(np.concatenate([r.predictions for r in records])),
     }
     if records[0].probabilities is not None:
-        matrix = np.concatenate([r.probabilities for r in records])  # type: ignore[misc]
+        matrix = np.concatenate([r.probabilities for r in records])
         data["probabilities"] = pa.array(list(matrix))
     return pa.table(data)
 
@@ -274,7 +259,7 @@ def read_prediction_log(
         predictions = predictions.drop(columns=["features"])
         predictions["prediction"] = [orjson.loads(p) for p in predictions["prediction"]]
     else:
-        root = Path(directory or "artifacts/prediction_log")
+        root = Path(directory) if directory else Settings().prediction_log_dir
         if not (root / "predictions").exists():
             return pd.DataFrame(columns=[*PREDICTION_COLUMNS, "label"])
         table = pq.read_table(root / "predictions")

@@ -1,4 +1,8 @@
-"""Settings of the prediction service, read from `MLOPS_SERVE_*` variables at start-up."""
+"""Settings of the prediction service, read from `MLOPS_SERVE_*` variables at start-up.
+
+Where the prediction log lives is the environment's (`prefect_mlops.settings.Settings`), so the
+service, batch scoring and monitoring share one log unless `MLOPS_SERVE_LOG_DIR` says otherwise.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from prefect_mlops.settings import Settings
 
 
 class ServeSettings(BaseSettings):
@@ -31,10 +37,16 @@ class ServeSettings(BaseSettings):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_rows: int = Field(default=100_000, ge=1)
     use_onnx: bool = Field(default=True, description="compile to ONNX when parity holds")
+    fast_lane: bool = Field(
+        default=True, description="answer the hot POST routes past FastAPI (serving.fast_lane)"
+    )
     log_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the prediction log; Parquet when unset"
     )
-    log_dir: Path = Path("artifacts/prediction_log")
+    log_dir: Path = Field(
+        default_factory=lambda: Settings().prediction_log_dir,
+        description="Parquet prediction log; $MLOPS_ARTIFACT_ROOT/prediction_log when unset",
+    )
     log_flush_seconds: float = Field(default=1.0, gt=0.0)
     log_queue_size: int = Field(default=100_000, ge=1)
 
