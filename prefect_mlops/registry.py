@@ -68,3 +68,23 @@ def _restore_alias(client: MlflowClient, name: str, alias: str, version: str | N
 def aliases_of(client: MlflowClient, name: str, version: str) -> list[str]:
     """The aliases currently pointing at a version."""
     return sorted(client.get_model_version(name, version).aliases)
+
+
+def promote_version(client: MlflowClient, name: str, version: str, reason: str) -> list[str]:
+    """Make `version` the champion (the old one becomes previous-champion); its aliases now."""
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as exc:
+        raise RegistryError(f"{name} has no version {version!r}") from exc
+    move_champion(client, name, version)
+    client.set_model_version_tag(name, version, "promotion_reason", reason)
+    return aliases_of(client, name, version)
+
+
+def roll_back(client: MlflowClient, name: str) -> tuple[str, list[str]]:
+    """Swap `champion` and `previous-champion`; the version now champion and its aliases."""
+    previous = version_by_alias(client, name, PREVIOUS_CHAMPION)
+    if previous is None:
+        raise RegistryError(f"{name} has no {PREVIOUS_CHAMPION!r} alias to roll back to")
+    move_champion(client, name, previous)
+    return previous, aliases_of(client, name, previous)

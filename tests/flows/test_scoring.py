@@ -17,11 +17,11 @@ from prefect_mlops.destinations import CsvDestination, ParquetDestination, SqlDe
 from prefect_mlops.errors import DataValidationError
 from prefect_mlops.estimators import build_model
 from prefect_mlops.features import infer_schema
+from prefect_mlops.packaging import log_sklearn_model
 from prefect_mlops.prediction_log import read_prediction_log
 from prefect_mlops.results import CandidateSpec
 from prefect_mlops.settings import Settings
 from prefect_mlops.sources import CsvSource, SqlSource
-from tasks.registry import log_sklearn_model
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ import pytest
 from mlflow.models import Model, infer_signature
 from sklearn.pipeline import Pipeline
 
+from prefect_mlops.packaging import trusted_types
 from prefect_mlops.results import CandidateSpec, FeatureSchema
 from serving.engines import compile_onnx
 from serving.model import choose_engine
 from serving.schema import InputSchema
-from tasks.registry import trusted_types
 from tasks.train import build_model
 
 ARTIFACTS = Path(__file__).parent / "artifacts"

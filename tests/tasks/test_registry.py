@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
-from tasks.registry import MODEL_REQUIREMENTS, pinned_requirements, prepare_model_logging
+from prefect_mlops.packaging import MODEL_REQUIREMENTS, pinned_requirements
+from tasks.registry import prepare_model_logging
 
 
 def test_prepared_requirements_pin_every_model_dependency_to_what_is_installed() -> None:
