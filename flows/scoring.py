@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field, model_validator
@@ -58,7 +56,7 @@ def scoring_flow(params: ScoringParams) -> ScoringSummary:
     model = resolve_model(config.registered_model_name, params.alias, settings)
     validation = validate_source(params.source, config, params.chunk_rows, batch_id, settings)
     enforce_scoring_gate(validation, config.validation.policy)
-    log_dir = Path(settings.artifact_root) / "prediction_log"
+    log_dir = settings.prediction_log_dir
     log_location = (params.log_url, log_dir) if params.log_predictions else None
     summary = score_source(
         model,

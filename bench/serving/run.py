@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -36,8 +37,9 @@ from mlflow.tracking import MlflowClient
 from prefect_mlops.config import load_config
 from prefect_mlops.estimators import build_model
 from prefect_mlops.features import infer_schema
+from prefect_mlops.packaging import log_sklearn_model
 from prefect_mlops.results import CandidateSpec, FeatureSchema
-from tasks.registry import log_sklearn_model
+from prefect_mlops.sources import CsvSource
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
@@ -58,6 +60,8 @@ def free_port() -> int:
 def register_model(work: Path, estimator: str) -> tuple[str, pd.DataFrame]:
     """Fit the bikeshare pipeline, log it like tasks.registry.log_model, alias it champion."""
     config = load_config(ROOT / "configs" / "bikeshare.yaml")
+    if not isinstance(config.source, CsvSource):
+        raise SystemExit("the benchmark expects the bundled CSV source of configs/bikeshare.yaml")
     frame = pd.read_csv(ROOT / config.source.path)
     schema = infer_schema(frame, config)
     spec = CandidateSpec(name=estimator, estimator=estimator, params={}, index=0)
@@ -135,7 +139,10 @@ def run_wrk(url: str, body: bytes, seconds: int, connections: int, work: Path) -
     out = subprocess.run(
         [*base[:1], f"-d{seconds}s", *base[1:]], check=True, capture_output=True, text=True
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found is None:
+        raise RuntimeError(f"wrk printed no Requests/sec line:\n{out}")
+    rps = float(found.group(1))
     stats = json.loads(out.split("JSON ", 1)[1].splitlines()[0])
     return {
         "requests_per_s": rps,
@@ -154,7 +161,7 @@ def time_batches(
     The standard library client adds the least client-side time to the measurement.
     """
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=120)
     headers = {"Content-Type": "application/json"}
 
     def post() -> None:
@@ -215,7 +222,7 @@ def main() -> None:
         )
         batch = split_body(batch_frame)
         loaded = mlflow.sklearn.load_model(f"models:/{NAME}@champion")
-        results: dict[str, object] = {
+        results: dict[str, Any] = {
             "model": f"bikeshare {args.estimator} pipeline, {features.shape[1]} features",
             "connections": args.connections,
             "workers": args.workers,

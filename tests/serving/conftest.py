@@ -19,10 +19,10 @@ from mlflow.tracking import MlflowClient
 from prefect_mlops.config import parse_config
 from prefect_mlops.estimators import build_model
 from prefect_mlops.features import infer_schema
+from prefect_mlops.packaging import log_sklearn_model
 from prefect_mlops.results import CandidateSpec
 from serving.app import create_app
 from serving.settings import ServeSettings
-from tasks.registry import log_sklearn_model
 
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 os.environ.setdefault("DO_NOT_TRACK", "true")
