@@ -6,6 +6,7 @@ from prefect import flow
 from pydantic import BaseModel, Field
 
 from prefect_mlops.monitoring import DriftSummary, WindowSpec
+from prefect_mlops.names import AliasName
 from prefect_mlops.settings import Settings
 from tasks.configure import load_pipeline_config
 from tasks.monitor import (
@@ -33,7 +34,7 @@ class MonitoringParams(BaseModel):
     config_path: str = Field(
         default="configs/bikeshare.yaml", description="pipeline YAML, relative to the project"
     )
-    alias: str = Field(default="champion", description="which registered version to monitor")
+    alias: AliasName = Field(default="champion", description="which registered version to monitor")
     window: WindowSpec = Field(default_factory=WindowSpec, description="the current data")
     emit_events: bool = Field(default=True, description="emit Prefect events on a breach")
 

@@ -7,6 +7,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field, model_validator
 
 from prefect_mlops.destinations import Destination, same_sqlite_file
+from prefect_mlops.names import AliasName
 from prefect_mlops.settings import Settings
 from prefect_mlops.sources import Source
 from tasks.configure import load_pipeline_config
@@ -27,7 +28,7 @@ class ScoringParams(BaseModel):
     config_path: str = Field(default="configs/bikeshare.yaml", description="pipeline YAML")
     source: Source = Field(description="rows to score (CSV, Parquet or SQL)")
     destination: Destination = Field(description="where predictions are written")
-    alias: str = "champion"
+    alias: AliasName = Field(default="champion", description="which registered version scores")
     chunk_rows: int = Field(default=50_000, ge=1, description="rows held in memory at once")
     log_predictions: bool = Field(default=True, description="append to the prediction log")
     log_url: str | None = Field(default=None, description="SQLAlchemy URL of the log")

@@ -41,8 +41,11 @@ def main() -> None:
 
 
 def _model_name(model: str | None, config: Path) -> str:
-    if model:
-        return model
+    """The --model option checked against the naming rule, or the config's model name."""
+    if model is not None:
+        from prefect_mlops.names import check_name
+
+        return check_name(model, "--model")
     from prefect_mlops.config import load_config
 
     return load_config(config).registered_model_name

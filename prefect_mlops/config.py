@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prefect_mlops.errors import ConfigError
+from prefect_mlops.names import SafeName
 from prefect_mlops.sources import Source
 
 
@@ -108,7 +109,7 @@ class ApprovalConfig(StrictModel):
 class ValidationConfig(StrictModel):
     """Which Great Expectations suite guards this data, and what a failure does."""
 
-    suite: str
+    suite: SafeName
     policy: Literal["fail", "warn"] = "fail"
     data_docs: Literal["on_failure", "always"] = Field(
         default="on_failure",
@@ -157,7 +158,8 @@ class MonitoringConfig(StrictModel):
 class PipelineConfig(StrictModel):
     """Everything that defines one model: data, target, features, search, gates, registry."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    # Names become registry keys, experiment names and path components (prefect_mlops.names).
+    name: SafeName
     task: TaskType
     target: str
     source: Source
@@ -179,8 +181,8 @@ class PipelineConfig(StrictModel):
     validation: ValidationConfig
     monitoring: MonitoringConfig = MonitoringConfig()
     slices: list[str] = Field(default_factory=list)
-    registered_model_name: str
-    experiment_name: str | None = None
+    registered_model_name: SafeName
+    experiment_name: SafeName | None = None
 
     @model_validator(mode="after")
     def _check_consistency(self) -> PipelineConfig:

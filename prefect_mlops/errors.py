@@ -9,6 +9,10 @@ class ConfigError(MlopsError):
     """The pipeline configuration is invalid."""
 
 
+class UnsafeNameError(ConfigError):
+    """A name breaks the naming rule, or a path built from it leaves its root."""
+
+
 class IngestError(MlopsError):
     """A data source is missing, unreadable, empty or malformed."""
 
@@ -27,3 +31,7 @@ class ModelGateError(MlopsError):
 
 class RegistryError(MlopsError):
     """A registry operation could not be completed; nothing was left half-done."""
+
+
+class ScoringError(IngestError):
+    """Rows cannot be scored by a model version: names the file or table, column and version."""

@@ -10,6 +10,7 @@ from prefect_mlops.expectations import gx
 from prefect_mlops.expectations.quarantine import quarantine_batch
 from prefect_mlops.expectations.suites import Purpose, checkpoint_name
 from prefect_mlops.expectations.summary import summarize_result
+from prefect_mlops.names import confined
 from prefect_mlops.results import ValidationSummary
 from prefect_mlops.settings import Settings
 
@@ -40,7 +41,8 @@ def validate_frame(
         docs_url = gx.build_data_docs(context, result)
     summary = summarize_result(result, data_docs_url=docs_url)
     if not summary.success:
-        summary = quarantine_batch(frame, summary, settings.quarantine_dir / batch_id)
+        folder = confined(settings.quarantine_dir, batch_id, field="batch_id")
+        summary = quarantine_batch(frame, summary, folder)
     return summary
 
 

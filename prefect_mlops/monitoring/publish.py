@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from prefect_mlops.monitoring.drift import DRIFT_HTML, QUALITY_HTML
 from prefect_mlops.monitoring.records import DriftSummary, model_resource_id
+from prefect_mlops.names import check_name
 from prefect_mlops.results import ValidationSummary
 
 SUMMARY_JSON = "summary.json"
@@ -20,7 +21,7 @@ EVIDENTLY_PROJECT_PREFIX = "mlops"
 
 def project_name(model_name: str) -> str:
     """The Evidently workspace project of a model, e.g. `mlops-bikeshare-demand`."""
-    return f"{EVIDENTLY_PROJECT_PREFIX}-{model_name}"
+    return f"{EVIDENTLY_PROJECT_PREFIX}-{check_name(model_name, 'registered_model_name')}"
 
 
 def run_folder_of(summary: DriftSummary) -> Path:

@@ -15,6 +15,7 @@ from prefect_mlops.monitoring.records import (
     WindowRef,
     WindowSpec,
 )
+from prefect_mlops.names import confined
 from prefect_mlops.prediction_log import (
     FEEDBACK_COLUMNS,
     PREDICTION_COLUMNS,
@@ -97,7 +98,8 @@ def window_frame(
 def run_folder(settings: Settings, model_name: str) -> Path:
     """A new folder for one monitoring run of a model: window, predictions, reports, summary."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return settings.monitoring_dir / model_name / f"{stamp}-{uuid.uuid4().hex[:6]}"
+    run = f"{stamp}-{uuid.uuid4().hex[:6]}"
+    return confined(settings.monitoring_dir, model_name, run, field="registered_model_name")
 
 
 def freeze_window(

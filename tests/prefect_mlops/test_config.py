@@ -71,3 +71,19 @@ def test_sql_source_needs_exactly_one_of_table_or_query() -> None:
     both = {"kind": "sql", "url": "sqlite://", "table": "t", "query": "select 1"}
     with pytest.raises(ConfigError, match=r"source\.sql: .*exactly one of table or query"):
         parse_config(fast_config_dict(source=both))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"registered_model_name": "../../etc"}, "registered_model_name"),
+        ({"name": "bike/share"}, "name"),
+        ({"experiment_name": ".."}, "experiment_name"),
+        ({"validation": {"suite": "../suites/x"}}, r"validation\.suite"),
+    ],
+)
+def test_names_that_would_leave_a_folder_are_refused_naming_the_field(
+    overrides: dict, field: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"{field}: Value error"):
+        parse_config(fast_config_dict(**overrides))
