@@ -34,7 +34,12 @@ from prefect_mlops.settings import Settings
 from tasks.approval import request_approval
 from tasks.configure import load_pipeline_config
 from tasks.evaluate import evaluate_model
-from tasks.gate import decide_gate, decide_promotion, enforce_model_gate
+from tasks.gate import (
+    decide_gate,
+    decide_promotion,
+    enforce_model_gate,
+    record_promotion_decision,
+)
 from tasks.ingest import snapshot_source
 from tasks.policies import exit_without_collection
 from tasks.registry import (
@@ -188,9 +193,13 @@ def register_and_promote(
 ) -> tuple[ModelVersionRef, PromotionDecision]:
     """Register the blessed challenger; move the champion when it is better (and approved)."""
     version = register_model(trained.logged, ctx, data)
-    promotion = decide_promotion(trained.evaluation, trained.champion, ctx.config.gate)
+    promotion = decide_promotion(
+        trained.evaluation, trained.champion, data.validation, version, ctx.config.gate
+    )
     if promotion.promote and ctx.config.approval.required:
         promotion = request_approval(version, promotion, ctx.config.approval)
     if promotion.promote:
         version = promote_model(version.name, version.version, promotion.reason, ctx.settings)
+    else:
+        record_promotion_decision(version, promotion, ctx.settings)
     return version, promotion

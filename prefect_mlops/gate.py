@@ -13,7 +13,11 @@ from prefect_mlops.results import (
     GateCheck,
     GateDecision,
     PromotionDecision,
+    ValidationSummary,
 )
+
+# The version tag holding why a challenger was or was not promoted (the registry sets it too).
+PROMOTION_REASON_TAG = "promotion_reason"
 
 
 def threshold_checks(evaluation: Evaluation, gate: GateConfig) -> list[GateCheck]:
@@ -82,12 +86,32 @@ def decide(
 
 
 def decide_promotion(
-    evaluation: Evaluation, champion: ChampionScore | None, gate: GateConfig
+    evaluation: Evaluation,
+    champion: ChampionScore | None,
+    validation: ValidationSummary,
+    challenger_version: str,
+    gate: GateConfig,
 ) -> PromotionDecision:
-    """Whether a blessed challenger replaces the champion: only when strictly better."""
+    """Whether a blessed challenger replaces the champion: only when strictly better on data
+    that passed validation. A champion that cannot score the holdout (the schema changed) or
+    data that failed validation under `warn` leaves the decision to a person."""
+    by_hand = f"promotion waits for a person: `mlops promote {challenger_version}`"
+    if not validation.success:
+        return PromotionDecision(
+            promote=False,
+            reason=f"data validation failed ({len(validation.failed)} of "
+            f"{validation.evaluated} expectations of {validation.checkpoint}, policy warn); "
+            f"{by_hand}",
+        )
+    if champion is None:
+        return PromotionDecision(promote=True, reason="no comparable champion: none exists yet")
+    if champion.error is not None:
+        return PromotionDecision(
+            promote=False,
+            reason=f"champion v{champion.version} cannot score the challenger's holdout "
+            f"({champion.error}), so they cannot be compared; {by_hand}",
+        )
     metric = gate.primary_metric
-    if champion is None or champion.error is not None:
-        return PromotionDecision(promote=True, reason="no comparable champion")
     mine, theirs = evaluation.metrics[metric], champion.metrics[metric]
     verdict = "beats" if is_better(metric, mine, theirs, gate.min_improvement) else "does not beat"
     return PromotionDecision(

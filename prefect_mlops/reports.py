@@ -65,7 +65,9 @@ snapshot `{snapshot.uri}`
 {metrics}
 
 {gate_markdown(decision)}
-**Registry**: {registered}. **Promotion**: {promotion}.
+**Registry**: {registered}.
+
+**Promotion**: {"promoted to champion" if result.promoted else "champion kept"}: {promotion}.
 
 **MLflow**: run `{run_id}` on `{tracking_uri}`
 """

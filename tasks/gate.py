@@ -11,16 +11,36 @@ from prefect_mlops.results import (
     Evaluation,
     GateCheck,
     GateDecision,
+    ModelVersionRef,
     PromotionDecision,
+    ValidationSummary,
 )
+from prefect_mlops.settings import Settings
+from prefect_mlops.tracking import mlflow_client
+from tasks.policies import IO_RETRIES
 
 
 @task
 def decide_promotion(
-    evaluation: Evaluation, champion: ChampionScore | None, gate: GateConfig
+    evaluation: Evaluation,
+    champion: ChampionScore | None,
+    validation: ValidationSummary,
+    challenger: ModelVersionRef,
+    gate: GateConfig,
 ) -> PromotionDecision:
     """Whether a blessed challenger replaces the champion: only when strictly better."""
-    return model_gate.decide_promotion(evaluation, champion, gate)
+    return model_gate.decide_promotion(evaluation, champion, validation, challenger.version, gate)
+
+
+@task(**IO_RETRIES)
+def record_promotion_decision(
+    challenger: ModelVersionRef, promotion: PromotionDecision, settings: Settings
+) -> None:
+    """Tag the challenger with why it was not promoted, so the registry shows it too."""
+    client = mlflow_client(settings)
+    client.set_model_version_tag(
+        challenger.name, challenger.version, model_gate.PROMOTION_REASON_TAG, promotion.reason
+    )
 
 
 @task

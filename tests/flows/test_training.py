@@ -202,3 +202,76 @@ def test_multiclass_sql_dataset_goes_through_the_same_flow(
     assert aliases(client, "rides-demand-class")["champion"] == "1"
     artifacts = {a.path for a in client.list_artifacts(result.mlflow_run_id, "evaluation")}
     assert "evaluation/confusion_matrix.png" in artifacts
+
+
+def test_traversal_model_name_is_refused_at_parse_with_nothing_written(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from prefect_mlops.errors import ConfigError
+
+    raw = fast_config_dict(registered_model_name="../../etc")
+    config_path = write_config(tmp_path / "traversal.yaml", raw)
+    before = sorted(tmp_path.rglob("*"))
+
+    with pytest.raises(ConfigError, match=r"registered_model_name: .*path separator"):
+        run_training(config_path)
+
+    assert sorted(tmp_path.rglob("*")) == before
+    assert not (tmp_path / "etc").exists() and not (tmp_path.parent / "etc").exists()
+    client = client_for(settings)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    assert client.search_runs(experiments) == []
+    assert client.search_registered_models() == []
+
+
+def _warned_config(tmp_path: Path, frame: pd.DataFrame, label: str) -> Path:
+    frame.to_csv(tmp_path / f"{label}.csv", index=False)
+    raw = fast_config_dict(validation={"suite": "bikeshare", "policy": "warn"})
+    raw["source"]["path"] = str(tmp_path / f"{label}.csv")
+    return write_config(tmp_path / f"{label}.yaml", raw)
+
+
+def _assert_champion_kept_and_challenger_waits(settings: Settings, result) -> None:
+    assert not result.validation.success
+    assert not result.promoted
+    assert "`mlops promote 2`" in result.promotion_reason
+    assert "no comparable champion" not in result.promotion_reason
+    client = client_for(settings)
+    assert aliases(client) == {"challenger": "2", "champion": "1"}
+    assert client.get_model_version(MODEL, "2").tags["promotion_reason"] == (
+        result.promotion_reason
+    )
+
+
+def test_renamed_column_under_warn_keeps_the_champion(
+    settings: Settings, tmp_path: Path, trained
+) -> None:
+    renamed = pd.read_csv(BIKESHARE_CSV).rename(columns={"temp": "temperature"})
+    result = run_training(_warned_config(tmp_path, renamed, "renamed"))
+    _assert_champion_kept_and_challenger_waits(settings, result)
+    assert "temp" in result.validation.describe()
+
+
+def test_decimal_comma_column_under_warn_keeps_the_champion(
+    settings: Settings, tmp_path: Path, trained
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    frame = pd.read_csv(BIKESHARE_CSV)
+    frame["temp"] = frame["temp"].map(lambda v: f"{v}".replace(".", ","))
+    result = run_training(_warned_config(tmp_path, frame, "decimal-comma"))
+    _assert_champion_kept_and_challenger_waits(settings, result)
+    with get_client(sync_client=True) as client:
+        latest = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["training-bikeshare"])),
+            flow_run_filter=None,
+            task_run_filter=None,
+            limit=1,
+            offset=0,
+            sort=ArtifactSort.CREATED_DESC,
+        )
+    summary = str(latest[0].data)
+    assert "champion kept" in summary
+    assert "`mlops promote 2`" in summary
