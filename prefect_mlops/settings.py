@@ -23,6 +23,13 @@ class Settings(BaseSettings):
     )
     artifact_root: Path = Path("artifacts")
     gx_root: Path = Path("great_expectations")
+    # Validation reads a snapshot this many rows at a time: about 0.5 GB of pandas at the
+    # example's 16 columns, the peak whatever the snapshot's size.
+    validation_chunk_rows: int = Field(default=1_000_000, ge=1)
+    # Sources that are read whole (a training window, a SQL source) are refused above these:
+    # pandas holds about 8x a CSV's size (12.8 GB peak for a 1.56 GB file).
+    max_whole_read_bytes: int = Field(default=256 * 2**20, ge=1)
+    max_whole_read_rows: int = Field(default=2_000_000, ge=1)
 
     @property
     def snapshot_dir(self) -> Path:

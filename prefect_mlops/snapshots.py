@@ -5,23 +5,29 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from prefect_mlops.config import WindowConfig
+from prefect_mlops.errors import IngestError
 from prefect_mlops.io import write_parquet_atomic
 from prefect_mlops.results import Snapshot
-from prefect_mlops.sources import ParquetSource, Source, recent_rows
+from prefect_mlops.settings import Settings
+from prefect_mlops.sources import CsvSource, ParquetSource, Source, SqlSource, recent_rows
+from prefect_mlops.streaming import stream_csv
 
 COPY_CHUNK_BYTES = 1 << 20
+Progress = Callable[[str], None]
 
 
 def fingerprint_frame(frame: pd.DataFrame) -> str:
     """A content hash of columns, dtypes and every value; the same rows give the same hash.
 
-    Snapshots of CSV and SQL sources (and windows) are named by it; a whole Parquet source is
-    named by the hash of its bytes instead (`freeze_parquet_file`).
+    Snapshots of SQL sources and of training windows are named by it; a whole CSV source by the
+    streamed hash of its Arrow columns (`streaming.fingerprint_batches`), a whole Parquet source
+    by the hash of its bytes (`freeze_parquet_file`).
     """
     digest = hashlib.sha256()
     digest.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
@@ -66,12 +72,24 @@ def _copy_hashed(path: Path, snapshot_dir: Path) -> str:
 
 
 def take_snapshot(
-    source: Source, snapshot_dir: Path, window: WindowConfig | None = None
+    source: Source,
+    snapshot_dir: Path,
+    window: WindowConfig | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
 ) -> Snapshot:
-    """Read the source (only its recent window, if given) and write a fingerprinted snapshot."""
-    if isinstance(source, ParquetSource) and window is None:
+    """Freeze the source (only its recent window, if given) as a fingerprinted snapshot.
+
+    A whole CSV or Parquet file is streamed in bounded memory; a window or a SQL source is read
+    whole, and refused up front above `settings.max_whole_read_bytes` / `max_whole_read_rows`.
+    """
+    if window is None and isinstance(source, ParquetSource):
         return freeze_parquet_file(source, snapshot_dir)
-    frame = source.read() if window is None else recent_rows(source.read(), window)
+    if window is None and isinstance(source, CsvSource):
+        return stream_csv(source, snapshot_dir, progress or _silent)
+    frame = read_whole(source, settings or Settings())
+    if window is not None:
+        frame = recent_rows(frame, window)
     fingerprint = fingerprint_frame(frame)
     path = snapshot_dir / f"{fingerprint}.parquet"
     if not path.exists():  # content-addressed: an existing file already holds these rows
@@ -83,3 +101,30 @@ def take_snapshot(
         columns=[str(c) for c in frame.columns],
         source=source.describe(),
     )
+
+
+def read_whole(source: Source, settings: Settings) -> pd.DataFrame:
+    """Every row in memory, refused before reading when the source is above the settings' limit."""
+    if isinstance(source, SqlSource):
+        rows, limit = source.count_rows(), settings.max_whole_read_rows
+        if rows > limit:
+            raise IngestError(
+                f"sql source {source.describe()} has {rows} rows, above max_whole_read_rows "
+                f"({limit}) that may be read into memory at once; set MLOPS_MAX_WHOLE_READ_ROWS "
+                "higher if the machine has about 650 bytes per row to spare"
+            )
+        return source.read()
+    path = Path(source.path)
+    size, limit = (path.stat().st_size if path.is_file() else 0), settings.max_whole_read_bytes
+    if size > limit:
+        raise IngestError(
+            f"{source.kind} source {path} is {size / 2**20:.0f} MiB and a training window reads "
+            f"it whole, above max_whole_read_bytes ({limit / 2**20:.0f} MiB); set "
+            "MLOPS_MAX_WHOLE_READ_BYTES higher if the machine has about 8x the file's size in "
+            "memory, or train on every row (window 'all'), which streams"
+        )
+    return source.read()
+
+
+def _silent(message: str) -> None:
+    """No progress report."""

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -101,6 +103,67 @@ class CsvSource(_FileSource):
         with self._translated(), pd.read_csv(self._existing(), chunksize=rows) as reader:
             yield from reader
 
+    def csv_types(self, block_bytes: int) -> dict[str, pa.DataType]:
+        """Column types inferred from the first block: numbers, booleans and text, like pandas.
+
+        A column empty in the first block is read as float64 (what pandas makes of it).
+        """
+        schema = self._open(block_bytes, {}).schema
+        check_columns(schema.names, self.describe())
+        return {
+            field.name: field.type
+            if any(kept(field.type) for kept in _KEPT_TYPES)
+            else pa.float64()
+            if pa.types.is_null(field.type)
+            else pa.string()
+            for field in schema
+        }
+
+    def iter_batches(
+        self, block_bytes: int, types: Mapping[str, pa.DataType]
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows as Arrow record batches of about `block_bytes` of CSV, typed by `types`.
+
+        Never the whole file in memory. A value a fixed type cannot take raises
+        `CsvTypeConflict` naming the column, so the caller can widen the type and start again.
+        """
+        reader = self._open(block_bytes, types)
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except pa.ArrowInvalid as exc:
+                raise self._conflict(exc, list(types), types) from exc
+            yield batch
+
+    def _open(self, block_bytes: int, types: Mapping[str, pa.DataType]) -> pacsv.CSVStreamingReader:
+        path = self._existing()
+        try:
+            return pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(block_size=block_bytes),
+                # Empty text cells are missing values, as pandas reads them.
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict(types), strings_can_be_null=True
+                ),
+            )
+        except pa.ArrowInvalid as exc:
+            if "Empty CSV file" in str(exc):
+                raise IngestError(f"csv source {self.path} is empty") from exc
+            raise self._conflict(exc, [], types) from exc
+        except (pa.ArrowException, OSError) as exc:
+            raise IngestError(f"cannot read csv source {self.path}: {exc}") from exc
+
+    def _conflict(
+        self, exc: pa.ArrowInvalid, names: list[str], types: Mapping[str, pa.DataType]
+    ) -> IngestError:
+        match = _CONVERSION_ERROR.match(str(exc))
+        if match is None or int(match[1]) >= len(names):
+            return IngestError(f"cannot read csv source {self.path}: {exc}")
+        column = names[int(match[1])]
+        return CsvTypeConflict(self.path, column, types[column], match[2])
+
     @contextmanager
     def _translated(self) -> Iterator[None]:
         try:
@@ -109,6 +172,26 @@ class CsvSource(_FileSource):
             raise IngestError(f"csv source {self.path} is empty") from exc
         except (ValueError, OSError) as exc:  # parser, encoding and file-system errors
             raise IngestError(f"cannot read csv source {self.path}: {exc}") from exc
+
+
+class CsvTypeConflict(IngestError):
+    """A later block of a CSV holds a value the type fixed from its first block cannot take."""
+
+    def __init__(self, path: str, column: str, current: pa.DataType, value: str) -> None:
+        super().__init__(
+            f"csv source {path}: column {column!r} was read as {current} from its first rows "
+            f"but a later row holds {value!r}"
+        )
+        self.column, self.current, self.value = column, current, value
+
+
+# pyarrow names the column by position and quotes the value it could not convert.
+_CONVERSION_ERROR = re.compile(
+    r"In CSV column #(\d+): CSV conversion error to .*?: invalid value '(.*)'"
+)
+# Types the snapshot keeps as pyarrow infers them; any other (timestamps, dates, times) is kept
+# as text, as `pandas.read_csv` does, so a snapshot holds what the file says.
+_KEPT_TYPES = (pa.types.is_int64, pa.types.is_float64, pa.types.is_boolean, pa.types.is_string)
 
 
 class SourceShape(NamedTuple):
@@ -187,6 +270,16 @@ class SqlSource(_Source):
                 else sa.text(str(self.query))
             )
             yield from pd.read_sql(statement, connection, chunksize=rows)
+
+    def count_rows(self) -> int:
+        """How many rows a whole read would return, counted by the database."""
+        with self._connection() as connection:
+            statement = (
+                sa.select(sa.func.count()).select_from(sa.table(str(self.table)))
+                if self.table
+                else sa.text(f"SELECT COUNT(*) FROM ({self.query}) AS counted")
+            )
+            return int(connection.execute(statement).scalar_one())
 
     @contextmanager
     def _connection(self) -> Iterator[sa.Connection]:

@@ -5,23 +5,19 @@ The suites, checkpoints and workarounds live in the core, `prefect_mlops.expecta
 
 from __future__ import annotations
 
-import logging
-
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext, TaskRunContext
-from prefect.exceptions import MissingContextError
-from prefect.logging import get_run_logger
 
 from prefect_mlops.config import PipelineConfig
+from prefect_mlops.expectations.chunked import validate_snapshot_file
 from prefect_mlops.expectations.gate import GatePolicy, check_data_gate
-from prefect_mlops.expectations.run import validate_frame
 from prefect_mlops.expectations.suites import Purpose
 from prefect_mlops.expectations.summary import validation_markdown
-from prefect_mlops.io import read_parquet
 from prefect_mlops.names import artifact_key
 from prefect_mlops.results import Snapshot, ValidationSummary
 from prefect_mlops.settings import Settings
+from tasks.logs import run_logger
 from tasks.policies import IO_RETRIES, RELEASES_MEMORY
 
 
@@ -32,9 +28,13 @@ def validate_snapshot(
     settings: Settings,
     purpose: Purpose = "training",
 ) -> ValidationSummary:
-    """Validate a snapshot with Great Expectations and publish the outcome as an artifact."""
-    frame = read_parquet(snapshot.uri)
-    summary = validate_frame(frame, config, settings, purpose, batch_id=snapshot.fingerprint)
+    """Validate a snapshot with Great Expectations and publish the outcome as an artifact.
+
+    A snapshot above `settings.validation_chunk_rows` rows is validated chunk by chunk.
+    """
+    summary = validate_snapshot_file(
+        snapshot.uri, config, settings, purpose, snapshot.fingerprint, run_logger().info
+    )
     _publish(summary, config, purpose, snapshot)
     return summary
 
@@ -44,7 +44,7 @@ def enforce_data_gate(summary: ValidationSummary, policy: GatePolicy) -> None:
     """The data gate: a failed validation stops the run (policy fail) or is logged (warn)."""
     warning = check_data_gate(summary, policy)
     if warning is not None:
-        _run_logger().warning(warning)
+        run_logger().warning(warning)
 
 
 def _publish(
@@ -58,10 +58,3 @@ def _publish(
         markdown=validation_markdown(summary, purpose, snapshot),
         description=f"Great Expectations {purpose} validation of {config.name}",
     )
-
-
-def _run_logger() -> logging.Logger | logging.LoggerAdapter:
-    try:
-        return get_run_logger()
-    except MissingContextError:  # called outside a run, e.g. `.fn` in a unit test
-        return logging.getLogger(__name__)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
+from great_expectations.checkpoint import Checkpoint
+from great_expectations.data_context import FileDataContext
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.errors import DataValidationError
@@ -27,14 +29,7 @@ def validate_frame(
     A schema change (a missing, extra or retyped column) is reported as failed expectations,
     never raised. A missing suite or checkpoint raises `DataValidationError` naming the fix.
     """
-    name = checkpoint_name(config, purpose)
-    if not gx.project_exists(settings):
-        raise DataValidationError(_setup_hint(settings, name))
-    context = gx.open_context(settings)
-    try:
-        checkpoint = gx.load_checkpoint(context, name)
-    except LookupError as exc:
-        raise DataValidationError(f"{_setup_hint(settings, name)} ({exc})") from exc
+    context, checkpoint = open_checkpoint(config, settings, purpose)
     result = gx.run_checkpoint(context, checkpoint, frame, run_name=f"{purpose}-{batch_id}")
     docs_url = None
     if not result.success or config.validation.data_docs == "always":
@@ -44,6 +39,20 @@ def validate_frame(
         folder = confined(settings.quarantine_dir, batch_id, field="batch_id")
         summary = quarantine_batch(frame, summary, folder)
     return summary
+
+
+def open_checkpoint(
+    config: PipelineConfig, settings: Settings, purpose: Purpose
+) -> tuple[FileDataContext, Checkpoint]:
+    """The GX context and the config's checkpoint; `DataValidationError` naming the fix."""
+    name = checkpoint_name(config, purpose)
+    if not gx.project_exists(settings):
+        raise DataValidationError(_setup_hint(settings, name))
+    context = gx.open_context(settings)
+    try:
+        return context, gx.load_checkpoint(context, name)
+    except LookupError as exc:
+        raise DataValidationError(f"{_setup_hint(settings, name)} ({exc})") from exc
 
 
 def _setup_hint(settings: Settings, checkpoint: str) -> str:

@@ -40,8 +40,7 @@ def summarize_result(result: CheckpointResult, data_docs_url: str | None) -> Val
         )
         for item, config in failures
     ]
-    # Table-level findings first, then column by column, the column's existence before its values
-    failed.sort(key=lambda f: (f.column is not None, f.column or "", _RANK.get(f.expectation, 9)))
+    failed.sort(key=failure_order)
     return ValidationSummary(
         success=bool(result.success),
         checkpoint=result.checkpoint_config.name,
@@ -51,6 +50,11 @@ def summarize_result(result: CheckpointResult, data_docs_url: str | None) -> Val
         failed=failed,
         data_docs_url=data_docs_url,
     )
+
+
+def failure_order(failure: FailedExpectation) -> tuple[bool, str, int]:
+    """Table-level findings first, then by column, a column's existence before its values."""
+    return (failure.column is not None, failure.column or "", _RANK.get(failure.expectation, 9))
 
 
 def describe_observed(
