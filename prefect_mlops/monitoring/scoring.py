@@ -12,6 +12,7 @@ from prefect_mlops.features import infer_schema
 from prefect_mlops.io import read_parquet, write_parquet_atomic
 from prefect_mlops.monitoring.records import PREDICTION, MonitoredModel, ScoredRefs, WindowRef
 from prefect_mlops.results import FeatureSchema
+from prefect_mlops.scoring_inputs import model_label, predict_rows
 
 
 def reference_schema(reference: pd.DataFrame, config: PipelineConfig) -> FeatureSchema:
@@ -54,11 +55,18 @@ def score_windows(
     problems = schema_problems(reference, current, schema.features)
     folder = Path(window.uri).parent
     reference_predictions = folder / "reference-predictions.parquet"
-    write_predictions(estimator.predict(reference[schema.features]), reference_predictions)
+    label = model_label(model.name, model.version)
+    scored_reference = predict_rows(
+        estimator, reference, schema.features, f"reference snapshot {model.snapshot_uri}", label
+    )
+    write_predictions(scored_reference, reference_predictions)
     source, current_predictions = "model", None
     if not problems:
         current_predictions = folder / "current-predictions.parquet"
-        write_predictions(estimator.predict(current[schema.features]), current_predictions)
+        scored_current = predict_rows(
+            estimator, current, schema.features, f"window {window.source} ({window.uri})", label
+        )
+        write_predictions(scored_current, current_predictions)
     elif not window.has_logged_predictions:
         source = "none"
     else:

@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
 
 from prefect_mlops.config import PipelineConfig, TaskType
+from prefect_mlops.errors import IngestError
 from prefect_mlops.io import write_parquet_atomic
 from prefect_mlops.monitoring.records import (
     PREDICTION,
@@ -22,7 +25,7 @@ from prefect_mlops.prediction_log import (
     read_prediction_log,
 )
 from prefect_mlops.settings import Settings
-from prefect_mlops.sources import source_for_path
+from prefect_mlops.sources import safe_url, source_for_path
 
 # The log's column contract, named once (its order is prefect_mlops.prediction_log's).
 (
@@ -59,7 +62,12 @@ def log_frame(
     The time a prediction was made stands in for the split clock (e.g. `timestamp`) when the
     requests did not carry it: live rows are scored as they happen.
     """
-    log = read_prediction_log(url=spec.log_url, directory=directory)
+    where = f"prediction log {safe_url(spec.log_url) if spec.log_url else directory}"
+    try:
+        log = read_prediction_log(url=spec.log_url, directory=directory)
+    except (ValueError, OSError, pa.ArrowException, sa.exc.SQLAlchemyError) as exc:
+        # pandas says "Table predictions not found"; pyarrow names the unreadable file
+        raise IngestError(f"cannot read the {where} to monitor {model_name}: {exc}") from exc
     log = log.loc[log[MODEL_NAME] == model_name] if len(log) else log
     if spec.hours is not None or spec.days is not None:
         span = pd.Timedelta(hours=spec.hours or 0.0) + pd.Timedelta(days=spec.days or 0.0)
@@ -85,7 +93,10 @@ def window_frame(
     stores them as JSON, a CSV may hold blanks.
     """
     if spec.dataset_path:
-        frame = source_for_path(spec.dataset_path).read()
+        try:
+            frame = source_for_path(spec.dataset_path).read()
+        except IngestError as exc:
+            raise IngestError(f"cannot monitor {model_name}: {exc}") from exc
         frame = frame.tail(spec.rows).reset_index(drop=True) if spec.rows else frame
     else:
         directory = Path(spec.log_dir) if spec.log_dir else settings.prediction_log_dir

@@ -362,3 +362,42 @@ def test_window_is_read_from_a_sql_prediction_log(trained, tmp_path: Path) -> No
     assert {"temp", "atemp", "season"} <= set(summary.drifted_columns)
     assert summary.drift.quality is not None and summary.drift.quality.labeled_rows == 400
     assert summary.drift.quality_html_uri and Path(summary.drift.quality_html_uri).is_file()
+
+
+def _monitor_spec(trained: dict, spec: WindowSpec):
+    return monitoring_flow(MonitoringParams(config_path=str(trained["config"]), window=spec))
+
+
+def test_header_only_dataset_is_refused_naming_the_file_and_model(trained, tmp_path) -> None:
+    from prefect_mlops.errors import IngestError
+
+    path = tmp_path / "header.csv"
+    trained["data"].head(0).to_csv(path, index=False)
+    with pytest.raises(IngestError, match=f"cannot monitor {MODEL}: source {path} has no rows"):
+        _monitor_spec(trained, WindowSpec(dataset_path=str(path)))
+
+
+def test_unreadable_dataset_is_refused_naming_the_file_and_model(trained, tmp_path) -> None:
+    from prefect_mlops.errors import IngestError
+
+    path = tmp_path / "window.parquet"
+    path.write_text("not parquet")
+    with pytest.raises(IngestError, match=f"cannot monitor {MODEL}: cannot read parquet source"):
+        _monitor_spec(trained, WindowSpec(dataset_path=str(path)))
+
+
+def test_sql_log_without_its_tables_is_refused_naming_the_log_and_model(
+    trained, tmp_path
+) -> None:
+    import sqlalchemy as sa
+
+    from prefect_mlops.errors import IngestError
+
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    with sa.create_engine(url).begin() as connection:
+        connection.execute(sa.text("CREATE TABLE unrelated (x INTEGER)"))
+    with pytest.raises(IngestError) as refused:
+        _monitor_spec(trained, WindowSpec(log_url=url))
+    message = str(refused.value)
+    assert f"prediction log {url}" in message and MODEL in message
+    assert "predictions" in message
