@@ -386,9 +386,7 @@ def test_unreadable_dataset_is_refused_naming_the_file_and_model(trained, tmp_pa
         _monitor_spec(trained, WindowSpec(dataset_path=str(path)))
 
 
-def test_sql_log_without_its_tables_is_refused_naming_the_log_and_model(
-    trained, tmp_path
-) -> None:
+def test_sql_log_without_its_tables_is_refused_naming_the_log_and_model(trained, tmp_path) -> None:
     import sqlalchemy as sa
 
     from prefect_mlops.errors import IngestError
