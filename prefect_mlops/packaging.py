@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.metadata import version as installed_version
+from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
-from mlflow.models.model import ModelInfo
+from mlflow.models import Model, infer_signature
+from mlflow.models.model import MLMODEL_FILE_NAME, ModelInfo
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
 from sklearn.pipeline import Pipeline
@@ -30,6 +38,22 @@ REVIEWED_TYPES = frozenset(
     }
 )
 MODEL_REQUIREMENTS = ("scikit-learn", "skops", "pandas", "numpy", "mlflow", "scipy")
+# The formats whose loading runs no code from the file: skops (a zip of JSON and arrays, with
+# unknown types refused) and ONNX (a protobuf graph). Pickle and cloudpickle run the payload.
+SAFE_FORMATS = ("skops", "onnx")
+
+
+class UnsafeModelError(RegistryError):
+    """A model version is in a format whose loading could run code from it; it is not read."""
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A loaded model version: the fitted model, its MLmodel metadata and its input example."""
+
+    model: Any
+    metadata: Model
+    input_example: Any
 
 
 def trusted_types(model: Pipeline) -> list[str]:
@@ -72,23 +96,48 @@ def log_sklearn_model(
 ) -> ModelInfo:
     """Log a pipeline to a run the way every model here is logged: skops (no pickle), signature
     and input example from `example`, explicit requirements (inferring them takes seconds)."""
-    return mlflow.sklearn.log_model(
-        model,
-        name="model",
-        run_id=run_id,
-        serialization_format="skops",
-        skops_trusted_types=trusted_types(model),
-        signature=infer_signature(example, model.predict(example)),
-        input_example=example,
-        pip_requirements=requirements or pinned_requirements(),
-    )
+    with _quiet_serving_input_check():
+        return mlflow.sklearn.log_model(
+            model,
+            name="model",
+            run_id=run_id,
+            serialization_format="skops",
+            skops_trusted_types=trusted_types(model),
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example,
+            pip_requirements=requirements or pinned_requirements(),
+        )
+
+
+class _PickleSwitchedOff(logging.Filter):
+    """Drops MLflow's warning that its own load of the input example failed for the switch."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (
+            message.startswith("Failed to validate serving input example")
+            and "MLFLOW_ALLOW_PICKLE_DESERIALIZATION" in message
+        )
+
+
+@contextmanager
+def _quiet_serving_input_check() -> Iterator[None]:
+    """log_model loads the model back through MLflow to check the example, which the process's
+    pickle switch refuses (skops included); `check_model_loads` makes that check through
+    `load_pipeline` instead, so the warning would only mislead."""
+    logger, quiet = logging.getLogger("mlflow.models.model"), _PickleSwitchedOff()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 def check_model_loads(logged: LoggedModel, model: Pipeline, example: pd.DataFrame) -> GateCheck:
     """Load the logged model back through MLflow; a gate check that it predicts like `model`."""
     rule = "logged model loads and reproduces predictions"
     try:
-        loaded = mlflow.pyfunc.load_model(logged.model_uri)
+        loaded = load_pipeline(logged.model_uri)
         served = np.asarray(loaded.predict(example))
     except Exception as exc:  # any failure to load is a gate violation, reported, not raised
         return GateCheck(rule=rule, passed=False, detail=f"{type(exc).__name__}: {exc}")
@@ -122,3 +171,86 @@ def register_version(
             f"cannot set alias {CHALLENGER!r} on {name} v{created.version}"
         ) from exc
     return ModelVersionRef(name=name, version=str(created.version), aliases=[CHALLENGER])
+
+
+def model_format(metadata: Model) -> str:
+    """The serialisation format an MLmodel declares: skops, onnx, pickle, cloudpickle, ..."""
+    flavors = metadata.flavors
+    if "sklearn" in flavors:  # MLflow reads a missing format as pickle, so do we
+        return str(flavors["sklearn"].get("serialization_format", "pickle"))
+    if "onnx" in flavors:
+        return "onnx"
+    if "python_function" in flavors:  # no loader module: a cloudpickled python_model
+        loader = flavors["python_function"].get("loader_module")
+        return f"python_function ({loader or 'cloudpickle'})"
+    return ", ".join(sorted(flavors)) or "no flavor"
+
+
+def check_safe_format(metadata: Model, label: str) -> str:
+    """The declared format when it is safe to load; UnsafeModelError naming `label` otherwise."""
+    declared = model_format(metadata)
+    loader = metadata.flavors.get("python_function", {}).get("loader_module")
+    # An ONNX flavor whose pyfunc loader is another module would be loaded by that module.
+    redirected = declared == "onnx" and loader not in (None, "mlflow.onnx")
+    if declared not in SAFE_FORMATS or redirected:
+        raise UnsafeModelError(
+            f"{label} is stored as {declared!r}"
+            + (f" with loader {loader!r}" if redirected else "")
+            + f"; only {' or '.join(SAFE_FORMATS)} models are loaded (pickle-based formats "
+            "run code from the file), so it was not read"
+        )
+    return declared
+
+
+def load_packaged(
+    uri: str, tracking_uri: str | None = None, registry_uri: str | None = None
+) -> PackagedModel:
+    """Load a model version (a `models:/` URI, any artifact URI or a local folder) without pickle.
+
+    Its MLmodel is read first and every format but skops or ONNX is refused before the payload
+    is downloaded; a skops file is opened with this project's trust list, never the one the
+    MLmodel carries (a crafted MLmodel could trust anything).
+    """
+    if Path(uri).is_dir():
+        return _load_local(Path(uri), uri)
+    repository = get_artifact_repository(uri, tracking_uri, registry_uri or tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+        check_safe_format(Model.load(repository.download_artifacts(MLMODEL_FILE_NAME, tmp)), uri)
+        return _load_local(Path(repository.download_artifacts("", tmp)), uri)
+
+
+def load_pipeline(
+    uri: str, tracking_uri: str | None = None, registry_uri: str | None = None
+) -> Any:
+    """The fitted model of a version, loaded without pickle (see `load_packaged`)."""
+    return load_packaged(uri, tracking_uri, registry_uri).model
+
+
+def _load_local(folder: Path, label: str) -> PackagedModel:
+    metadata = Model.load(folder / MLMODEL_FILE_NAME)
+    declared = check_safe_format(metadata, label)
+    if declared == "onnx":
+        model: Any = mlflow.pyfunc.load_model(str(folder))  # mlflow.onnx's protobuf loader
+    else:
+        model = _load_skops(_payload(folder, metadata, label), label)
+    return PackagedModel(model, metadata, metadata.load_input_example(str(folder)))
+
+
+def _payload(folder: Path, metadata: Model, label: str) -> Path:
+    """The sklearn flavor's model file, confined to the model's folder."""
+    path = (folder / str(metadata.flavors["sklearn"].get("pickled_model", ""))).resolve()
+    if not path.is_file() or not path.is_relative_to(folder.resolve()):
+        raise UnsafeModelError(f"{label}: the model file {path.name!r} is not in the model folder")
+    return path
+
+
+def _load_skops(path: Path, label: str) -> Any:
+    import skops.io  # see trusted_types: importing skops costs about 0.5 s
+
+    untrusted = skops.io.get_untrusted_types(file=path)
+    refused = sorted(
+        t for t in untrusted if not (t.startswith(TRUSTED_MODULE_PREFIXES) or t in REVIEWED_TYPES)
+    )
+    if refused:
+        raise UnsafeModelError(f"{label}: the skops file holds types not trusted here: {refused}")
+    return skops.io.load(path, trusted=untrusted)

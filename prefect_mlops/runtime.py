@@ -1,4 +1,5 @@
-"""Process tuning, each piece with the figure it buys: exit collection, heap trimming, CPU shares.
+"""Process settings: exit collection, heap trimming, CPU shares (each with the figure it buys),
+and pickle loading switched off.
 
 Kept apart from the domain code so that what is a measured workaround stays visible as one.
 """
@@ -30,6 +31,18 @@ def skip_exit_collection(*_: Any) -> None:
     """
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
+
+
+def refuse_pickle_loading() -> None:
+    """Switch MLflow's pickle deserialisation off for this process and the ones it starts.
+
+    MLflow 3.17 allows it by default (`MLFLOW_ALLOW_PICKLE_DESERIALIZATION`, read on every load),
+    so any model whose MLmodel declares pickle would run its payload. Off, MLflow's own loaders
+    refuse every scikit-learn file, skops included; the project loads through
+    `prefect_mlops.packaging.load_packaged`, which admits only skops and ONNX. Call it where a
+    service or a flow starts.
+    """
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
 
 
 @cache

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from prefect_mlops.prediction_log import open_store
+from prefect_mlops.runtime import refuse_pickle_loading
 from serving.auth import resolve_token
+from serving.docs import docs
 from serving.fast_lane import FastLane
 from serving.log_writer import PredictionLog
 from serving.metrics import MetricsMiddleware, ServiceMetrics
@@ -19,6 +22,8 @@ from serving.predictor import Predictor
 from serving.responses import TRANSLATED_ERRORS, error_response
 from serving.routes import private, public
 from serving.settings import ServeSettings
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(settings: ServeSettings | None = None) -> FastAPI:
@@ -30,12 +35,18 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         summary=f"Serves {settings.model_uri}",
         lifespan=_lifespan,
         exception_handlers=dict.fromkeys(TRANSLATED_ERRORS, error_response),
+        # FastAPI's own copies are open to anyone; serving.docs serves them behind the token.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.token = None
     app.include_router(public)
     app.include_router(private)
+    if settings.docs:
+        app.include_router(docs)
     if settings.fast_lane:
         app.add_middleware(FastLane, routes=app.routes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every request
@@ -45,7 +56,13 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServeSettings = app.state.settings
+    refuse_pickle_loading()  # before any model is read; see prefect_mlops.runtime
     app.state.token = await resolve_token(settings)
+    if app.state.token is None:
+        logger.warning(
+            "no bearer token is set (MLOPS_SERVE_TOKEN or MLOPS_SERVE_TOKEN_SECRET_BLOCK): "
+            "every route, documentation included, answers without authentication"
+        )
     log = PredictionLog(
         open_store(settings.log_url, settings.log_dir),
         app.state.metrics,

@@ -23,6 +23,9 @@ def serve(
     """Serve MODEL@ALIAS; token, log store and limits come from MLOPS_SERVE_* variables."""
     import uvicorn
 
+    from prefect_mlops.runtime import refuse_pickle_loading
+
+    refuse_pickle_loading()  # in the environment every worker process inherits
     # Each worker process builds its own app from the environment (uvicorn factory).
     os.environ.update(
         MLOPS_SERVE_MODEL_NAME=model,

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import mlflow
 import pandas as pd
-from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
+from prefect_mlops.packaging import load_packaged
 from prefect_mlops.registry import registry_client, require_version
 from serving.engines import CompileError, Engine, SklearnEngine, compile_onnx
 from serving.schema import InputSchema
@@ -57,19 +55,12 @@ def resolve_alias(client: MlflowClient, settings: ServeSettings) -> str:
 
 
 def load_version(client: MlflowClient, settings: ServeSettings, version: str) -> LoadedModel:
-    """Download, load and compile one version; ONNX only when it reproduces scikit-learn."""
+    """Load one version (skops or ONNX, never pickle); ONNX engine only when it matches sklearn."""
     details = client.get_model_version(settings.model_name, version)
-    uri = f"models:/{settings.model_name}/{version}"
-    with tempfile.TemporaryDirectory(prefix="mlops-serve-") as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=uri,
-            dst_path=tmp,
-            tracking_uri=settings.tracking_uri,
-            registry_uri=settings.registry_uri or settings.tracking_uri,
-        )
-        pipeline = mlflow.sklearn.load_model(local)
-        meta = Model.load(local)
-        example = meta.load_input_example(local)
+    packaged = load_packaged(
+        f"models:/{settings.model_name}/{version}", settings.tracking_uri, settings.registry_uri
+    )
+    pipeline, meta, example = packaged.model, packaged.metadata, packaged.input_example
     schema = InputSchema.from_signature(meta.signature, max_rows=settings.max_rows)
     engine, note = choose_engine(pipeline, schema, example, settings.use_onnx)
     classes = getattr(pipeline, "classes_", None) if hasattr(pipeline, "predict_proba") else None

@@ -37,6 +37,9 @@ class ServeSettings(BaseSettings):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_rows: int = Field(default=100_000, ge=1)
     use_onnx: bool = Field(default=True, description="compile to ONNX when parity holds")
+    docs: bool = Field(
+        default=True, description="serve /docs, /redoc and /openapi.json (behind the token)"
+    )
     fast_lane: bool = Field(
         default=True, description="answer the hot POST routes past FastAPI (serving.fast_lane)"
     )
@@ -47,8 +50,19 @@ class ServeSettings(BaseSettings):
         default_factory=lambda: Settings().prediction_log_dir,
         description="Parquet prediction log; $MLOPS_ARTIFACT_ROOT/prediction_log when unset",
     )
+    log_spool_dir: Path | None = Field(
+        default=None,
+        description="local spool for rows a down log store could not take at shutdown, "
+        "replayed on the next start; `<log_dir>_spool` when unset",
+    )
     log_flush_seconds: float = Field(default=1.0, gt=0.0)
     log_queue_size: int = Field(default=100_000, ge=1)
+    feedback_known_requests: int = Field(
+        default=100_000,
+        ge=1,
+        description="recent request ids /feedback checks in memory; older ones are looked up "
+        "in the prediction log",
+    )
 
     @property
     def model_uri(self) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mlflow
 from mlflow.exceptions import MlflowException
 from prefect import get_run_logger, task
 from sklearn.pipeline import Pipeline
@@ -13,6 +12,7 @@ from prefect_mlops.io import read_parquet, read_parquet_head
 from prefect_mlops.lineage import lineage_tags
 from prefect_mlops.packaging import (
     check_model_loads,
+    load_pipeline,
     log_sklearn_model,
     register_version,
     warm_up_model_logging,
@@ -79,7 +79,8 @@ def score_champion(
     use_tracking(settings)
     holdout = read_parquet(split.holdout_uri, columns=schema.columns())
     try:
-        champion = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+        uri = f"models:/{name}/{version}"
+        champion = load_pipeline(uri, settings.tracking_uri, settings.registry_uri)
         metrics = holdout_metrics(champion, holdout, schema)
     except (MlflowException, KeyError, ValueError) as exc:
         get_run_logger().warning("champion v%s cannot score this holdout: %s", version, exc)

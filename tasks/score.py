@@ -14,12 +14,13 @@ from pydantic import BaseModel
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.destinations import Destination
-from prefect_mlops.errors import IngestError
 from prefect_mlops.expectations.gate import GatePolicy, check_data_gate
 from prefect_mlops.expectations.run import validate_frame
+from prefect_mlops.packaging import load_pipeline
 from prefect_mlops.prediction_log import PredictionRecord, open_store
 from prefect_mlops.registry import require_version
 from prefect_mlops.results import ModelVersionRef, ValidationSummary
+from prefect_mlops.scoring_inputs import model_label, predict_rows, scoring_chunks
 from prefect_mlops.settings import Settings
 from prefect_mlops.sources import Source
 from prefect_mlops.tracking import mlflow_client, use_tracking
@@ -47,15 +48,19 @@ def resolve_model(name: str, alias: str, settings: Settings) -> ModelVersionRef:
 
 @task
 def validate_source(
-    source: Source, config: PipelineConfig, chunk_rows: int, batch_id: str, settings: Settings
+    model: ModelVersionRef,
+    source: Source,
+    config: PipelineConfig,
+    chunk_rows: int,
+    batch_id: str,
+    settings: Settings,
 ) -> ValidationSummary:
     """Run the scoring checkpoint on every chunk before anything is written; one summary."""
+    label = model_label(model.name, model.version)
     summaries = [
         validate_frame(chunk, config, settings, purpose="scoring", batch_id=f"{batch_id}-{i}")
-        for i, chunk in enumerate(source.iter_chunks(chunk_rows))
+        for i, chunk in enumerate(scoring_chunks(source, chunk_rows, label))
     ]
-    if not summaries:
-        raise IngestError(f"scoring source {source.describe()} has no rows")
     failed = [s for s in summaries if not s.success]
     first = failed[0] if failed else summaries[0]
     return first.model_copy(
@@ -84,14 +89,15 @@ def score_source(
     """Predict every chunk, write it with the model version, and append it to the log."""
     use_tracking(settings)
     uri = f"models:/{model.name}/{model.version}"
-    pipeline = mlflow.sklearn.load_model(uri)
+    pipeline = load_pipeline(uri, settings.tracking_uri, settings.registry_uri)
     features = mlflow.models.get_model_info(uri).signature.inputs.input_names()
     store = open_store(*log_location) if log_location else None
+    label, where = model_label(model.name, model.version), source.describe()
     started, rows, chunks = time.perf_counter(), 0, 0
     with destination.open_writer() as write:
-        for index, chunk in enumerate(source.iter_chunks(chunk_rows)):
+        for index, chunk in enumerate(scoring_chunks(source, chunk_rows, label)):
+            predictions = predict_rows(pipeline, chunk, features, where, label)
             inputs = chunk[features]
-            predictions = np.asarray(pipeline.predict(inputs))
             write(chunk.assign(prediction=predictions, model_version=model.version))
             if store is not None:
                 record = _record(model, f"{batch_id}-{index}", inputs, predictions)

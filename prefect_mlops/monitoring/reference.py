@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import mlflow
 from mlflow.tracking import MlflowClient
 
 from prefect_mlops.monitoring.records import MonitoredModel, ReferenceDataError
+from prefect_mlops.packaging import load_pipeline
 from prefect_mlops.registry import find_version
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import use_tracking
@@ -55,4 +55,5 @@ def resolve_monitored_model(client: MlflowClient, name: str, alias: str) -> Moni
 def load_estimator(model: MonitoredModel, settings: Settings) -> Any:
     """The monitored version's fitted scikit-learn pipeline, from the registry."""
     use_tracking(settings)
-    return mlflow.sklearn.load_model(f"models:/{model.name}/{model.version}")
+    uri = f"models:/{model.name}/{model.version}"
+    return load_pipeline(uri, settings.tracking_uri, settings.registry_uri)

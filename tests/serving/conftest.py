@@ -125,6 +125,13 @@ def register(
     return str(version)
 
 
+@pytest.fixture(autouse=True)
+def _restore_pickle_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app switches pickle loading off for its process; undo it after each test."""
+    # setenv (not delenv) so that the value the test leaves is undone even when none was set
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+
+
 @pytest.fixture(scope="session")
 def _template_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One migrated store with a regressor and a classifier, copied per test module."""

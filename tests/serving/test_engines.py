@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,6 +14,7 @@ from mlflow.models import infer_signature
 from prefect_mlops.config import PipelineConfig, parse_config
 from prefect_mlops.estimators import build_model
 from prefect_mlops.features import infer_schema
+from prefect_mlops.packaging import load_pipeline
 from prefect_mlops.results import CandidateSpec
 from serving.app import create_app
 from serving.engines import (
@@ -166,7 +166,7 @@ def test_served_hist_gradient_boosting_with_datetime_uses_onnx_and_matches_sklea
         assert client.get("/metadata").json()["engine"] == "onnx"
         response = client.post("/predict", json={"records": records})
     assert response.status_code == 200, response.text
-    pipeline = mlflow.sklearn.load_model("models:/hgb-when/1")
+    pipeline = load_pipeline("models:/hgb-when/1")
     want = pipeline.predict(rows.astype({"when": "datetime64[ns]"}))
     np.testing.assert_allclose(response.json()["predictions"], want, rtol=1e-9)
 

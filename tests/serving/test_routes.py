@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from mlflow.pyfunc.scoring_server import CONTENT_TYPE_CSV
 
+from prefect_mlops.packaging import load_pipeline
 from serving.app import create_app
 from tests.serving.conftest import CLASSIFIER, REGRESSOR, make_settings, row, split_of
 
@@ -27,7 +27,7 @@ def test_predict_names_model_version_and_request_id(client: TestClient) -> None:
 def test_predict_matches_the_model_loaded_in_process(client: TestClient) -> None:
     records = [row(), row(temp=5.0, hr=23, weather="rain"), row(hum=None, season=4)]
     served = client.post("/predict", json={"records": records}).json()["predictions"]
-    model = mlflow.sklearn.load_model(f"models:/{REGRESSOR}@champion")
+    model = load_pipeline(f"models:/{REGRESSOR}@champion")
     expected = model.predict(pd.DataFrame(records).astype({"hum": float}))
     np.testing.assert_allclose(served, expected, rtol=1e-9)
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import mlflow
 import numpy as np
 import pytest
 from mlflow.pyfunc.scoring_server import CONTENT_TYPE_CSV
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
+from prefect_mlops.packaging import load_pipeline
 from prefect_mlops.prediction_log import read_prediction_log
 from tests.serving.conftest import REGRESSOR, row, synthetic_frame
 
@@ -76,7 +76,7 @@ def test_mlflow_scoring_client_gets_the_in_process_predictions(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.tracking_uri)
     frame = synthetic_frame().drop(columns=["demand", "churned"]).head(25)
     served = ScoringServerClient("127.0.0.1", server.port).invoke(frame).get_predictions()
-    model = mlflow.sklearn.load_model(f"models:/{REGRESSOR}@champion")
+    model = load_pipeline(f"models:/{REGRESSOR}@champion")
     np.testing.assert_allclose(np.asarray(served).ravel(), model.predict(frame), rtol=1e-9)
 
 
@@ -91,7 +91,7 @@ def test_csv_body_over_loopback_gets_the_in_process_predictions(
         headers={"content-type": CONTENT_TYPE_CSV},
     )
     assert response.status_code == 200, response.text
-    model = mlflow.sklearn.load_model(f"models:/{REGRESSOR}@champion")
+    model = load_pipeline(f"models:/{REGRESSOR}@champion")
     np.testing.assert_allclose(response.json()["predictions"], model.predict(frame), rtol=1e-9)
 
 
