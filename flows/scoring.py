@@ -55,7 +55,9 @@ def scoring_flow(params: ScoringParams) -> ScoringSummary:
     batch_id = f"batch-{flow_run.get_id() or 'local'}"
 
     model = resolve_model(config.registered_model_name, params.alias, settings)
-    validation = validate_source(params.source, config, params.chunk_rows, batch_id, settings)
+    validation = validate_source(
+        model, params.source, config, params.chunk_rows, batch_id, settings
+    )
     enforce_scoring_gate(validation, config.validation.policy)
     log_dir = settings.prediction_log_dir
     log_location = (params.log_url, log_dir) if params.log_predictions else None

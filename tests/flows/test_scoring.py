@@ -144,3 +144,74 @@ def test_one_sqlite_file_as_source_and_destination_is_refused_up_front(tmp_path)
             source=SqlSource(url=url, table="hours"),
             destination=SqlDestination(url=f"sqlite:///{tmp_path}/./warehouse.db", table="scored"),
         )
+
+
+@pytest.fixture
+def warn_config_path(fast_config_path: Path, tmp_path: Path) -> Path:
+    """The fast config with validation policy warn: input errors reach the scoring step."""
+    from tests.conftest import fast_config_dict, write_config
+
+    raw = fast_config_dict(validation={"suite": "bikeshare", "policy": "warn"})
+    return write_config(tmp_path / "warn.yaml", raw)
+
+
+def _refused(config_path: Path, source: object, tmp_path: Path) -> str:
+    from prefect_mlops.errors import ScoringError
+
+    params = ScoringParams(
+        config_path=str(config_path),
+        source=source,
+        destination=ParquetDestination(path=str(tmp_path / "out.parquet")),
+        chunk_rows=400,
+    )
+    with pytest.raises(ScoringError) as refused:
+        scoring_flow(params)
+    assert not (tmp_path / "out.parquet").exists()
+    message = str(refused.value)
+    assert "bikeshare-demand v1" in message
+    return message
+
+
+def test_empty_file_is_refused_naming_the_file_and_version(
+    champion, settings, warn_config_path, tmp_path
+) -> None:
+    (tmp_path / "empty.csv").write_text("")
+    message = _refused(warn_config_path, CsvSource(path=str(tmp_path / "empty.csv")), tmp_path)
+    assert f"{tmp_path / 'empty.csv'}" in message and "empty" in message
+
+
+def test_header_only_file_is_refused_naming_the_file_and_version(
+    champion, settings, warn_config_path, bikeshare, tmp_path
+) -> None:
+    bikeshare.head(0).to_csv(tmp_path / "header.csv", index=False)
+    message = _refused(warn_config_path, CsvSource(path=str(tmp_path / "header.csv")), tmp_path)
+    assert f"{tmp_path / 'header.csv'} has no rows" in message
+    assert "SimpleImputer" not in message
+
+
+def test_missing_column_is_refused_naming_it_the_file_and_version(
+    champion, settings, warn_config_path, bikeshare, tmp_path
+) -> None:
+    bikeshare.drop(columns=["bikers", "temp"]).head(50).to_csv(tmp_path / "in.csv", index=False)
+    message = _refused(warn_config_path, CsvSource(path=str(tmp_path / "in.csv")), tmp_path)
+    assert "missing column(s) ['temp']" in message and str(tmp_path / "in.csv") in message
+
+
+def test_unreadable_file_is_refused_naming_the_file_and_version(
+    champion, settings, warn_config_path, tmp_path
+) -> None:
+    from prefect_mlops.sources import ParquetSource
+
+    (tmp_path / "fake.parquet").write_text("timestamp,season\n1,2\n")
+    source = ParquetSource(path=str(tmp_path / "fake.parquet"))
+    message = _refused(warn_config_path, source, tmp_path)
+    assert f"cannot read parquet source {tmp_path / 'fake.parquet'}" in message
+
+
+def test_missing_table_is_refused_naming_the_table_and_version(
+    champion, settings, warn_config_path, bikeshare, tmp_path
+) -> None:
+    url = _sqlite(tmp_path / "src.db")
+    bikeshare.head(5).to_sql("hours", sa.create_engine(url), index=False)
+    message = _refused(warn_config_path, SqlSource(url=url, table="days"), tmp_path)
+    assert "table 'days' not found" in message
