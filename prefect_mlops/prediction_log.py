@@ -18,6 +18,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
@@ -50,6 +51,7 @@ class PredictionRecord(NamedTuple):
     columns: Columns
     predictions: np.ndarray
     probabilities: np.ndarray | None
+    row_offset: int = 0  # index of the first row: a record split to isolate a bad row keeps it
 
 
 class FeedbackRecord(NamedTuple):
@@ -63,11 +65,18 @@ class FeedbackRecord(NamedTuple):
 
 class LogStore(Protocol):
     """Where records go. `prepare` turns records into the store's compact form (off the GIL-
-    hungry path, often); `write` appends prepared chunks, all of a call or none."""
+    hungry path, often); `write` appends prepared chunks, all of a call or none; `split` and
+    `values` let `prefect_mlops.log_safety` isolate a row the store refuses."""
+
+    spool_dir: Path
 
     def prepare(self, table: Table, records: list[Any]) -> list[Any]: ...
 
     def write(self, table: Table, prepared: list[Any]) -> int: ...
+
+    def logged_rows(self, request_id: str) -> int:
+        """How many rows of request `request_id` the log holds (0 when it is unknown)."""
+        ...
 
     def append_predictions(self, records: list[PredictionRecord]) -> None:
         """Prepare and write in one call (batch scoring, tests)."""
@@ -85,8 +94,9 @@ class ParquetStore(LogStore):
     so prepared chunks hold Arrow buffers rather than Python objects the GC would have to scan.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, spool_dir: Path | None = None) -> None:
         self.root = root
+        self.spool_dir = spool_dir or root.with_name(f"{root.name}_spool")
 
     def prepare(self, table: Table, records: list[Any]) -> list[tuple[str, pa.Table]]:
         if table == "feedback":
@@ -97,7 +107,7 @@ class ParquetStore(LogStore):
             for same in _by_model(group)
         ]
 
-    def write(self, table: Table, prepared: list[tuple[str, pa.Table]]) -> int:
+    def write(self, table: Table, prepared: list[Any]) -> int:
         days: dict[str, list[pa.Table]] = {}
         for day, chunk in prepared:
             days.setdefault(day, []).append(chunk)
@@ -107,6 +117,15 @@ class ParquetStore(LogStore):
             self._write_file(table, day, combined)
             rows += combined.num_rows
         return rows
+
+    def logged_rows(self, request_id: str) -> int:
+        folder = self.root / "predictions"
+        if not folder.exists():
+            return 0
+        found = pq.read_table(
+            folder, columns=["row_index"], filters=[("request_id", "==", request_id)]
+        )
+        return int(pc.max(found["row_index"]).as_py()) + 1 if found.num_rows else 0
 
     def _write_file(self, table_name: str, day: str, table: pa.Table) -> None:
         folder = self.root / table_name / f"date={day}"
@@ -120,8 +139,11 @@ class ParquetStore(LogStore):
 class SqlStore(LogStore):
     """Tables `predictions` and `feedback` in any SQLAlchemy database (features as JSON)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, spool_dir: Path | None = None) -> None:
         self.url = url
+        self.spool_dir = spool_dir or Settings().prediction_log_dir.with_name(
+            "prediction_log_spool"
+        )
         self.engine: sa.Engine | None = None
         self.meta = sa.MetaData()
         text, real = sa.Text, sa.Float
@@ -147,19 +169,33 @@ class SqlStore(LogStore):
             return [row for r in records for row in _prediction_rows(r)]
         return [{**r._asdict(), "label": _json(r.label)} for r in records]
 
-    def write(self, table: Table, prepared: list[dict[str, Any]]) -> int:
-        if self.engine is None:  # connect on first write, so a down database never stops start-up
-            engine = sa.create_engine(self.url)
-            self.meta.create_all(engine)
-            self.engine = engine
-        with self.engine.begin() as connection:
+    def write(self, table: Table, prepared: list[Any]) -> int:
+        with self.connect().begin() as connection:
             connection.execute(self.meta.tables[table].insert(), prepared)
         return len(prepared)
 
+    def logged_rows(self, request_id: str) -> int:
+        column = self.meta.tables["predictions"].c
+        query = sa.select(sa.func.max(column.row_index)).where(column.request_id == request_id)
+        with self.connect().connect() as connection:
+            last = connection.execute(query).scalar()
+        return 0 if last is None else int(last) + 1
 
-def open_store(url: str | None, directory: Path) -> LogStore:
-    """A SQL store when a SQLAlchemy URL is configured, else the Parquet dataset."""
-    return SqlStore(url) if url else ParquetStore(directory)
+    def connect(self) -> sa.Engine:
+        """The engine, created with the log's tables on first use."""
+        if self.engine is None:  # connect on first use, so a down database never stops start-up
+            engine = sa.create_engine(self.url)
+            self.meta.create_all(engine)
+            self.engine = engine
+        return self.engine
+
+
+def open_store(url: str | None, directory: Path, spool_dir: Path | None = None) -> LogStore:
+    """A SQL store when a SQLAlchemy URL is configured, else the Parquet dataset; pending rows
+    spill to `spool_dir` (next to the log when unset) when the store is down at shutdown."""
+    if url:
+        return SqlStore(url, spool_dir or directory.with_name(f"{directory.name}_spool"))
+    return ParquetStore(directory, spool_dir)
 
 
 def _by_day(records: list[Any]) -> dict[str, list[Any]]:
@@ -190,7 +226,9 @@ def _prediction_table(records: list[PredictionRecord]) -> pa.Table:
     )
     data: dict[str, Any] = {
         "request_id": _repeat([r.request_id for r in records], counts),
-        "row_index": np.concatenate([np.arange(c) for c in counts]),
+        "row_index": np.concatenate(
+            [r.row_offset + np.arange(len(r.predictions)) for r in records]
+        ),
         "timestamp": _repeat([r.timestamp for r in records], counts),
         "model_name": _repeat([r.model_name for r in records], counts),
         "model_version": _repeat([r.model_version for r in records], counts),
@@ -210,7 +248,7 @@ def _prediction_rows(record: PredictionRecord) -> list[dict[str, Any]]:
     return [
         {
             "request_id": record.request_id,
-            "row_index": index,
+            "row_index": record.row_offset + index,
             "timestamp": record.timestamp,
             "model_name": record.model_name,
             "model_version": record.model_version,

@@ -54,16 +54,37 @@ class ServiceMetrics:
         )
         self.log_failures = Counter(
             "mlops_serve_prediction_log_failures",
-            "prediction-log writes that failed (rows kept for retry) or rows dropped",
+            "prediction-log attempts that failed with the store down (rows kept for retry)",
             ["kind"],
             registry=self.registry,
         )
         self.log_written = Counter(
             "mlops_serve_prediction_log_rows",
             "rows written to the prediction log",
-            [],
+            ["table"],
             registry=self.registry,
         )
+        self.log_dead_lettered = Counter(
+            "mlops_serve_prediction_log_dead_lettered_rows",
+            "rows the log store refused, kept in its dead-letter store with the reason",
+            ["table"],
+            registry=self.registry,
+        )
+        self.log_spooled = Counter(
+            "mlops_serve_prediction_log_spooled_rows",
+            "rows spilled to the local spool while the store was down (replayed later)",
+            ["table"],
+            registry=self.registry,
+        )
+        self.log_lost = Counter(
+            "mlops_serve_prediction_log_lost_rows",
+            "rows lost: the queue was full, or both the store and the spool refused them",
+            ["table"],
+            registry=self.registry,
+        )
+        for table in ("predictions", "feedback"):  # exported at 0, so "none lost" is visible
+            for counter in (self.log_written, self.log_dead_lettered, self.log_lost):
+                counter.labels(table)
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         """Record one finished request."""

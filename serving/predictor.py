@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import re
 import threading
 import time
@@ -11,10 +12,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from mlflow.tracking import MlflowClient
 
 from prefect_mlops.prediction_log import FeedbackRecord, PredictionRecord
-from serving.errors import NotReadyError, UnknownModelError
+from serving.errors import InputError, NotReadyError, UnknownModelError
 from serving.log_writer import PredictionLog
 from serving.metrics import ServiceMetrics
 from serving.model import LoadedModel, load_version, resolve_alias
@@ -62,6 +64,8 @@ class Predictor:
         self._current: LoadedModel | None = None
         self._reason = "the model has not been loaded yet"
         self._reload_lock = threading.Lock()
+        self._answered: dict[str, int] = {}  # request id -> rows, oldest first, bounded
+        self._answered_lock = threading.Lock()
 
     @property
     def ready(self) -> bool:
@@ -99,13 +103,40 @@ class Predictor:
                 output.probabilities,
             )
         )
+        self._remember(rid, len(output.predictions))
         model.rows_scored.inc(len(output.predictions))
         probabilities = None if output.probabilities is None else output.probabilities.tolist()
         return Prediction(rid, model, output.predictions.tolist(), probabilities)
 
     def record_feedback(self, request_id: str, label: Any, row_index: int = 0) -> None:
-        """Queue a ground-truth label for a logged prediction."""
+        """Queue a ground-truth label for a row this service answered; refused, naming the
+        field, for an unknown request id, a row it did not have, or a label unfit for the task."""
+        rows = self._rows_answered(request_id)
+        if rows == 0:
+            raise InputError("request_id", f"{request_id!r} is not a request this service logged")
+        if row_index >= rows:
+            raise InputError(
+                "row_index", f"{row_index} is out of range: request {request_id!r} had {rows} rows"
+            )
+        check_label(self.model(), label)
         self._log.record(FeedbackRecord(request_id, row_index, label, time.time()))
+
+    def _remember(self, request_id: str, rows: int) -> None:
+        with self._answered_lock:
+            answered = self._answered
+            answered[request_id] = max(rows, answered.pop(request_id, 0))
+            if len(answered) > self.settings.feedback_known_requests:
+                del answered[next(iter(answered))]
+
+    def _rows_answered(self, request_id: str) -> int:
+        """Rows of a request: recent ones from memory, older ones from the prediction log."""
+        rows = self._answered.get(request_id)
+        if rows is not None:
+            return rows
+        try:
+            return self._log.store.logged_rows(request_id)
+        except Exception as exc:  # translated: the label is not lost, the client may retry
+            raise NotReadyError(f"cannot check request_id in the prediction log: {exc}") from exc
 
     def refresh(self) -> RefreshOutcome:
         """Load the version the alias points at, if it is not the one served; then swap."""
@@ -135,6 +166,37 @@ class Predictor:
         except Exception:  # reported through readiness and metrics; the old model stays
             logger.exception("loading %s failed", self.settings.model_uri)
             return None
+
+
+def check_label(model: LoadedModel, label: Any) -> None:
+    """A label fit for the model's task: one of its classes, or a finite number for a
+    regressor (a model without classes predicting floats)."""
+    if isinstance(label, list | dict) or label is None:
+        raise InputError("label", f"expected one value, got {type(label).__name__}")
+    if model.classes is not None:
+        if not any(_same(label, c) for c in model.classes):
+            raise InputError("label", f"{label!r} is not one of the classes {model.classes}")
+    elif _predicts_floats(model):
+        numeric = isinstance(label, int | float) and not isinstance(label, bool)
+        if not numeric or not math.isfinite(label) or abs(label) >= 2**63:
+            raise InputError("label", f"expected a finite number for a regressor, got {label!r}")
+
+
+def _same(label: Any, known: Any) -> bool:
+    """Equal and of the same kind: `True` is not the class 1, nor "1" the class 1."""
+    return isinstance(label, bool) == isinstance(known, bool) and (
+        label == known and isinstance(label, str) == isinstance(known, str)
+    )
+
+
+def _predicts_floats(model: LoadedModel) -> bool:
+    """The signature's output is floating point (MLflow column or tensor spec)."""
+    outputs = model.signature.get("outputs") or "[]"
+    specs = orjson.loads(outputs) if isinstance(outputs, str) else outputs
+    kinds = {
+        s.get("type") if s.get("type") != "tensor" else s["tensor-spec"]["dtype"] for s in specs
+    }
+    return bool(kinds) and kinds <= {"double", "float", "float64", "float32"}
 
 
 def _freeze_heap() -> None:

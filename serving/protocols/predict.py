@@ -22,13 +22,14 @@ class PredictResponse(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    """A ground-truth label for row `row_index` of request `request_id`."""
+    """A ground-truth label for row `row_index` of request `request_id` (the predictor checks
+    that the request was answered here, had that row, and that the label fits the task)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str = Field(min_length=1, max_length=64)
+    request_id: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")
     label: Any
-    row_index: int = Field(default=0, ge=0)
+    row_index: int = Field(default=0, ge=0, lt=2**31)
 
 
 def predict_response(prediction: Prediction) -> dict[str, Any]:
