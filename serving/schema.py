@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec
 from pydantic import (
@@ -26,13 +28,34 @@ from serving.errors import InputError
 
 FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Columns = dict[str, list[Any]]
+# Columns a request may name beyond the signature's before it is refused unread: enough to
+# report a few extras by name, few enough that checking names stays trivial.
+EXTRA_COLUMNS = 16
+# /predict bodies above this size have their rows counted before validation (~1,000 rows).
+PRECOUNT_BYTES = 256 * 1024
+
+
+def _bounded_int(bits: int) -> Any:
+    """A strict integer that fits a signed `bits`-bit column, refused by name otherwise."""
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def in_range(value: Any) -> Any:
+        # orjson reads an integer beyond 64 bits as a float: report the range, not the type.
+        integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if integral and not isinstance(value, bool) and not low <= value <= high:
+            shown = value if isinstance(value, int) else f"{value:.0f}"
+            raise ValueError(f"{shown} does not fit a {bits}-bit integer ({low}..{high})")
+        return value
+
+    return Annotated[StrictInt, BeforeValidator(in_range)]
+
 
 # MLflow column types -> (strict pydantic type, Open Inference Protocol datatype)
 _TYPES: dict[str, tuple[Any, str]] = {
     "double": (FiniteFloat, "FP64"),
     "float": (FiniteFloat, "FP32"),
-    "long": (StrictInt, "INT64"),
-    "integer": (StrictInt, "INT32"),
+    "long": (_bounded_int(64), "INT64"),
+    "integer": (_bounded_int(32), "INT32"),
     "boolean": (StrictBool, "BOOL"),
     "string": (StrictStr, "BYTES"),
     "datetime": (datetime, "BYTES"),  # ISO-8601 text on the wire
@@ -69,7 +92,7 @@ class InputSchema:
         self.columns = columns
         self.max_rows = max_rows
         self.names = [c.name for c in columns]
-        self._by_name = {c.name: c for c in columns}
+        self.columns_by_name = {c.name: c for c in columns}
         self._column_adapters = {
             c.name: TypeAdapter(list[c.python_type])  # type: ignore[name-defined]
             for c in columns
@@ -110,7 +133,7 @@ class InputSchema:
         return self.row_model.model_json_schema(by_alias=True)
 
     def column(self, name: str) -> ColumnSpec:
-        return self._by_name[name]
+        return self.columns_by_name[name]
 
     def validate_records(self, records: Any, where: str = "records") -> Columns:
         """Validate a list of `{column: value}` objects and return them column by column."""
@@ -124,7 +147,13 @@ class InputSchema:
         return self._columns_of(rows)
 
     def validate_predict_request(self, body: bytes) -> Columns:
-        """Validate a raw `{"records": [...]}` body in one pass (the /predict fast path)."""
+        """Validate a raw `{"records": [...]}` body in one pass (the /predict fast path).
+
+        A large body is decoded first (orjson, linear and fast) so that too many rows are refused
+        before any row is validated.
+        """
+        if len(body) > PRECOUNT_BYTES:
+            self.check_row_limit("body.records", _records_count(body))
         try:
             request = self.predict_request.model_validate_json(body)
         except ValidationError as exc:
@@ -134,6 +163,10 @@ class InputSchema:
     def _check_rows(self, where: str, count: int) -> None:
         if count == 0:
             raise InputError(where, "the batch is empty; send at least one row")
+        self.check_row_limit(where, count)
+
+    def check_row_limit(self, where: str, count: int) -> None:
+        """Refuse more rows than `max_rows` (before they are parsed or validated)."""
         if count > self.max_rows:
             raise InputError(where, f"{count} rows exceed the limit of {self.max_rows}")
 
@@ -156,10 +189,18 @@ class InputSchema:
         return typed
 
     def check_names(self, names: list[str], where: str) -> None:
-        """Refuse missing, extra and duplicated columns, naming them."""
-        missing = [n for n in self.names if n not in names]
-        extra = [n for n in names if n not in self._by_name]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
+        """Refuse too many, missing, extra and duplicated columns, naming them (linear time)."""
+        limit = len(self.names) + EXTRA_COLUMNS
+        if len(names) > limit:
+            raise InputError(
+                where,
+                f"{len(names)} columns exceed the limit of {limit} "
+                f"(the model takes {len(self.names)})",
+            )
+        given = set(names)
+        missing = [n for n in self.names if n not in given]
+        extra = [n for n in names if n not in self.columns_by_name]
+        duplicated = sorted(n for n, count in Counter(names).items() if count > 1)
         if missing:
             raise InputError(where, f"missing columns {missing}")
         if extra:
@@ -172,6 +213,15 @@ class InputSchema:
             name: [getattr(row, field) for row in rows]
             for name, field in zip(self.names, self._fields, strict=True)
         }
+
+
+def _records_count(body: bytes) -> int:
+    """How many records a `{"records": [...]}` body holds (0 when it is not that shape)."""
+    try:
+        records = orjson.loads(body).get("records")
+    except (orjson.JSONDecodeError, AttributeError):
+        return 0  # malformed: the validation that follows names the problem
+    return len(records) if isinstance(records, list) else 0
 
 
 def _nan_as_none(value: Any) -> Any:

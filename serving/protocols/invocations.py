@@ -53,14 +53,22 @@ def columns_from_csv(body: bytes, schema: InputSchema) -> Columns:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError("csv", f"the body is not UTF-8 text: {exc}") from None
+    # Refused before parsing: more lines than rows allowed (an upper bound on the rows, as a
+    # quoted field may span lines), then the header alone, so a huge header is never split out.
+    lines = text.count("\n") + (not text.endswith("\n"))
+    if lines > schema.max_rows + 1:
+        raise InputError(
+            "csv", f"{lines - 1} data lines exceed the limit of {schema.max_rows} rows"
+        )
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
-        rows = [r for r in csv.reader(io.StringIO(text, newline=""), strict=True) if r]
+        header = next((r for r in reader if r), None)
+        if header is None:
+            raise InputError("csv", "the body is empty; expected a header row of column names")
+        schema.check_names(header, "csv.header")
+        data = [r for r in reader if r]
     except csv.Error as exc:
         raise InputError("csv", f"malformed CSV: {exc}") from None
-    if not rows:
-        raise InputError("csv", "the body is empty; expected a header row of column names")
-    header, data = rows[0], rows[1:]
-    schema.check_names(header, "csv.header")
     for index, values in enumerate(data):
         if len(values) != len(header):
             raise InputError(
@@ -93,7 +101,10 @@ def _csv_values(spec: ColumnSpec, fields: list[str], where: str) -> list[Any]:
 
 
 def _csv_int(text: str) -> int:
-    number = float(text)  # "3.0" is how pandas writes an integer column that had gaps
+    try:
+        return int(text)  # exact, however large: the schema names a value out of range
+    except ValueError:
+        number = float(text)  # "3.0" is how pandas writes an integer column that had gaps
     if not number.is_integer():
         raise ValueError(text)
     return int(number)
@@ -146,6 +157,7 @@ def _columns_from_split(data: Any, schema: InputSchema) -> Columns:
         raise InputError("dataframe_split.columns", "expected a list of column names")
     schema.check_names(names, "dataframe_split.columns")
     rows = data["data"]
+    schema.check_row_limit("dataframe_split.data", len(rows))
     if not all(type(row) is list for row in rows):
         index = next(i for i, row in enumerate(rows) if type(row) is not list)
         raise InputError(f"dataframe_split.data[{index}]", "expected a list of values")

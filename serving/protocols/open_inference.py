@@ -48,10 +48,11 @@ class InferRequest(BaseModel):
 
 def columns_from_infer(request: InferRequest, schema: InputSchema) -> Columns:
     """Validated columns of an Open Inference Protocol request (one input tensor per column)."""
+    schema.check_names([tensor.name for tensor in request.inputs], "inputs")  # count, dupes
     columns: dict[str, Any] = {}
     for index, tensor in enumerate(request.inputs):
         where = f"inputs[{index}]"
-        if tensor.name in schema.names:
+        if tensor.name in schema.columns_by_name:
             accepted = OIP_ACCEPTS[schema.column(tensor.name).type]
             if tensor.datatype not in accepted:
                 raise InputError(

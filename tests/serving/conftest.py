@@ -125,11 +125,17 @@ def register(
     return str(version)
 
 
-@pytest.fixture(autouse=True)
-def _restore_pickle_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The app switches pickle loading off for its process; undo it after each test."""
-    # setenv (not delenv) so that the value the test leaves is undone even when none was set
-    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+@pytest.fixture(autouse=True, scope="module")
+def _restore_pickle_setting() -> Iterator[None]:
+    """The app switches pickle loading off for its process; undo it after each module
+    (module-scoped, so it outlives the module-scoped apps of tests/serving/test_fast_lane.py)."""
+    name = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+    before = os.environ.get(name)
+    yield
+    if before is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = before
 
 
 @pytest.fixture(scope="session")
