@@ -64,7 +64,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             "every route, documentation included, answers without authentication"
         )
     log = PredictionLog(
-        open_store(settings.log_url, settings.log_dir),
+        open_store(settings.log_url, settings.log_dir, settings.log_spool_dir),
         app.state.metrics,
         flush_seconds=settings.log_flush_seconds,
         queue_size=settings.log_queue_size,

@@ -164,7 +164,10 @@ async def feedback(request: Request, predictor: PredictorDep) -> Response:
     """Record the ground-truth label of a logged prediction, joined later by request id."""
     body = await read_body(request, predictor.settings.max_body_bytes)
     label = parse_feedback(body)
-    predictor.record_feedback(label.request_id, label.label, label.row_index)
+    # Off the event loop: an id no longer in memory is looked up in the log (a file scan or query).
+    await run_in_threadpool(
+        predictor.record_feedback, label.request_id, label.label, label.row_index
+    )
     return json_response({"accepted": True, "request_id": label.request_id}, status_code=202)
 
 
