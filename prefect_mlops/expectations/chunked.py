@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from great_expectations.checkpoint import Checkpoint
 from great_expectations.checkpoint.checkpoint import CheckpointResult
@@ -28,6 +29,7 @@ from prefect_mlops.expectations.summary import EXAMPLES_SHOWN, failure_order, su
 from prefect_mlops.io import read_parquet
 from prefect_mlops.names import confined
 from prefect_mlops.results import FailedExpectation, ValidationSummary
+from prefect_mlops.runtime import release_memory
 from prefect_mlops.settings import Settings
 
 Progress = Callable[[str], None]
@@ -67,6 +69,7 @@ def validate_snapshot_file(
             context, checkpoint, frame, run_name=f"{purpose}-{batch_id}-{index + 1}"
         )
         del frame
+        _release_chunk()
         chunk = summarize_result(result, data_docs_url=None)
         evaluated = chunk.evaluated
         failed = [f for f in chunk.failed if f.expectation not in _ROW_COUNTS]
@@ -95,6 +98,16 @@ def validate_snapshot_file(
         folder = confined(settings.quarantine_dir, batch_id, field="batch_id")
         summary = _quarantine_file(Path(uri), summary, folder)
     return summary
+
+
+def _release_chunk() -> None:
+    """Hand the freed chunk back to the system, so the next chunk's peak does not stack on it.
+
+    Without it the peak crept up chunk by chunk (1.03 -> 1.23 GB over 4 chunks of 1M rows, 1.75
+    GB at 20M rows) while the live heap stayed flat; with it, 1.15 GB from the second chunk on.
+    """
+    pa.default_memory_pool().release_unused()
+    release_memory()
 
 
 def row_count_failures(checkpoint: Checkpoint, rows: int) -> list[FailedExpectation]:
