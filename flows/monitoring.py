@@ -20,7 +20,7 @@ from tasks.monitor import (
     summarize_monitoring,
     validate_window,
 )
-from tasks.policies import exit_without_collection
+from tasks.policies import exit_without_collection, refuse_pickle
 from tasks.publish_monitoring import (
     add_to_workspace,
     log_monitoring_run,
@@ -42,7 +42,7 @@ class MonitoringParams(BaseModel):
 @flow(
     name="monitoring",
     description="Compare live data with a model's training data; alert on drift.",
-    on_running=[exit_without_collection],
+    on_running=[refuse_pickle, exit_without_collection],
 )
 def monitoring_flow(params: MonitoringParams = MonitoringParams()) -> DriftSummary:  # noqa: B008
     """Drift, prediction drift, quality and data validation of a served model, with alerts."""

@@ -11,7 +11,7 @@ from prefect_mlops.names import AliasName
 from prefect_mlops.settings import Settings
 from prefect_mlops.sources import Source
 from tasks.configure import load_pipeline_config
-from tasks.policies import exit_without_collection
+from tasks.policies import exit_without_collection, refuse_pickle
 from tasks.score import (
     ScoringSummary,
     enforce_scoring_gate,
@@ -46,7 +46,7 @@ class ScoringParams(BaseModel):
 @flow(
     name="batch-scoring",
     description="Score a dataset with the champion model in chunks.",
-    on_running=[exit_without_collection],
+    on_running=[refuse_pickle, exit_without_collection],
 )
 def scoring_flow(params: ScoringParams) -> ScoringSummary:
     """Validate a dataset, score it with the aliased model and record the predictions."""

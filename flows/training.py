@@ -41,7 +41,7 @@ from tasks.gate import (
     record_promotion_decision,
 )
 from tasks.ingest import snapshot_source
-from tasks.policies import exit_without_collection
+from tasks.policies import exit_without_collection, refuse_pickle
 from tasks.registry import (
     log_model,
     prepare_model_logging,
@@ -93,7 +93,7 @@ def _close_mlflow_runs(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any
     # preparation tasks run beside validation (which stays on the flow's thread).
     # (Prefect 3.8 types TaskRunner as invariant in its future type, so mypy needs the ignore.)
     task_runner=ThreadPoolTaskRunner(max_workers=cpu_count() + 1),  # type: ignore[arg-type]
-    on_running=[exit_without_collection],
+    on_running=[refuse_pickle, exit_without_collection],
     on_failure=[_close_mlflow_runs],
 )
 def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult:  # noqa: B008

@@ -9,7 +9,7 @@ from prefect.flows import Flow
 from prefect.states import State
 
 from prefect_mlops.errors import MlopsError
-from prefect_mlops.runtime import release_memory, skip_exit_collection
+from prefect_mlops.runtime import refuse_pickle_loading, release_memory, skip_exit_collection
 
 IO_RETRY_DELAYS = [1, 5]
 
@@ -39,3 +39,8 @@ RELEASES_MEMORY: dict[str, Any] = {
 def exit_without_collection(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
     """`on_running` hook of the heavy flows: their process exits without the final GC walk."""
     skip_exit_collection()
+
+
+def refuse_pickle(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    """`on_running` hook of every flow that loads models: MLflow's pickle loading is off."""
+    refuse_pickle_loading()

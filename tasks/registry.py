@@ -7,6 +7,7 @@ from prefect import get_run_logger, task
 from sklearn.pipeline import Pipeline
 
 from prefect_mlops.context import TrainingContext
+from prefect_mlops.errors import RegistryError
 from prefect_mlops.evaluation import holdout_metrics
 from prefect_mlops.io import read_parquet, read_parquet_head
 from prefect_mlops.lineage import lineage_tags
@@ -82,7 +83,9 @@ def score_champion(
         uri = f"models:/{name}/{version}"
         champion = load_pipeline(uri, settings.tracking_uri, settings.registry_uri)
         metrics = holdout_metrics(champion, holdout, schema)
-    except (MlflowException, KeyError, ValueError) as exc:
+    except (MlflowException, RegistryError, KeyError, ValueError) as exc:
+        # An unsafe (pickle) or unloadable champion is recorded, not fatal: promotion then waits
+        # for a person instead of comparing against nothing.
         get_run_logger().warning("champion v%s cannot score this holdout: %s", version, exc)
         return ChampionScore(version=version, error=f"{type(exc).__name__}: {exc}")
     return ChampionScore(version=version, metrics=metrics)

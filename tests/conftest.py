@@ -37,7 +37,12 @@ def isolated_mlflow_globals() -> Iterator[None]:
     from mlflow.tracking._model_registry import utils as registry_utils
 
     outer = os.environ.get("MLFLOW_TRACKING_URI")
+    pickle_setting = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION")
     yield
+    if pickle_setting is None:  # flows switch MLflow's pickle loading off for their process
+        os.environ.pop("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", None)
+    else:
+        os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = pickle_setting
     mlflow.set_tracking_uri(None)  # also unsets MLFLOW_TRACKING_URI: put back what was there
     if outer is not None:
         os.environ["MLFLOW_TRACKING_URI"] = outer

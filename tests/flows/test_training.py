@@ -95,9 +95,9 @@ def test_run_publishes_summary_gate_and_leaderboard_artifacts(trained) -> None:
 
 
 def test_champion_model_serves_from_registry(settings: Settings, trained) -> None:
-    import mlflow.pyfunc
+    from prefect_mlops.packaging import load_pipeline
 
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    model = load_pipeline(f"models:/{MODEL}@champion", settings.tracking_uri)
     holdout = pd.read_csv(BIKESHARE_CSV).tail(5)
     predictions = model.predict(holdout.drop(columns=["bikers", "casual", "registered"]))
     assert len(predictions) == 5
