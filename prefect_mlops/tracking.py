@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.lineage import FLOW_RUN_TAG, RunOrigin, describe_dataset, lineage_tags
+from prefect_mlops.names import confined
 from prefect_mlops.registry import registry_client
 from prefect_mlops.results import CandidateSpec, PreparedData
 from prefect_mlops.settings import Settings
@@ -40,7 +41,7 @@ def ensure_experiment(client: MlflowClient, name: str, settings: Settings) -> st
         return experiment.experiment_id
     location = None
     if settings.is_local_tracking:
-        location = (settings.mlflow_artifact_dir / name).resolve().as_uri()
+        location = confined(settings.mlflow_artifact_dir, name, field="experiment_name").as_uri()
     return client.create_experiment(name, artifact_location=location)
 
 

@@ -23,7 +23,15 @@ def serve(
     """Serve MODEL@ALIAS; token, log store and limits come from MLOPS_SERVE_* variables."""
     import uvicorn
 
+    from prefect_mlops.errors import MlopsError
+    from prefect_mlops.names import check_name
     from prefect_mlops.runtime import refuse_pickle_loading
+
+    try:
+        check_name(model, "--model")  # before any server or worker starts
+    except MlopsError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from exc
 
     refuse_pickle_loading()  # in the environment every worker process inherits
     # Each worker process builds its own app from the environment (uvicorn factory).

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from prefect_mlops.names import AliasName, SafeName
 from prefect_mlops.settings import Settings
 
 
@@ -19,8 +20,8 @@ class ServeSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MLOPS_SERVE_", extra="ignore")
 
-    model_name: str = Field(description="registered model name")
-    alias: str = "champion"
+    model_name: SafeName = Field(description="registered model name")
+    alias: AliasName = "champion"
     tracking_uri: str = Field(
         default="sqlite:///mlflow.db",
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MLOPS_SERVE_TRACKING_URI"),

@@ -16,6 +16,7 @@ from prefect_mlops.config import PipelineConfig
 from prefect_mlops.destinations import Destination
 from prefect_mlops.expectations.gate import GatePolicy, check_data_gate
 from prefect_mlops.expectations.run import validate_frame
+from prefect_mlops.names import artifact_key
 from prefect_mlops.packaging import load_pipeline
 from prefect_mlops.prediction_log import PredictionRecord, open_store
 from prefect_mlops.registry import require_version
@@ -128,7 +129,7 @@ def _record(
 def publish_scoring_summary(summary: ScoringSummary, config: PipelineConfig) -> None:
     """A markdown artifact: rows, duration, model version and where the predictions are."""
     create_markdown_artifact(
-        key=f"scoring-{config.name}".lower().replace("_", "-"),
+        key=artifact_key("scoring", config.name),
         markdown="\n".join(
             [
                 f"# Batch scoring of {config.name}",

@@ -40,3 +40,14 @@ def test_log_url_comes_from_its_own_variable(monkeypatch: pytest.MonkeyPatch) ->
 def test_fast_lane_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOPS_SERVE_FAST_LANE", "false")
     assert ServeSettings().fast_lane is False
+
+
+def test_a_model_name_that_could_leave_its_folder_is_refused(monkeypatch) -> None:
+    import pydantic
+    import pytest
+
+    from serving.settings import ServeSettings
+
+    monkeypatch.setenv("MLOPS_SERVE_MODEL_NAME", "../../etc")
+    with pytest.raises(pydantic.ValidationError, match="model_name"):
+        ServeSettings()
