@@ -7,14 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.models import Model, infer_signature
 from sklearn.pipeline import Pipeline
 
-from prefect_mlops.packaging import trusted_types
+from prefect_mlops.packaging import load_pipeline, trusted_types
 from prefect_mlops.results import CandidateSpec, FeatureSchema
 from serving.engines import compile_onnx
 from serving.model import choose_engine
@@ -45,7 +44,7 @@ def typed_like_signature(frame: pd.DataFrame, model: Model) -> pd.DataFrame:
 def test_logged_model_predicts_as_when_it_was_logged(name: str):
     frame, expected = probe(name)
     path = ARTIFACTS / name
-    pipeline = mlflow.sklearn.load_model(str(path))
+    pipeline = load_pipeline(str(path))
     frame = typed_like_signature(frame, Model.load(str(path)))
     if "probabilities" in expected:
         assert pipeline.predict(frame).tolist() == expected["predictions"]
@@ -63,7 +62,7 @@ def test_logged_model_compiles_for_serving_and_agrees(name: str):
     meta = Model.load(path)
     schema = InputSchema.from_signature(meta.signature)
     engine, note = choose_engine(
-        mlflow.sklearn.load_model(path), schema, meta.load_input_example(path), use_onnx=True
+        load_pipeline(path), schema, meta.load_input_example(path), use_onnx=True
     )
     assert engine.name == "onnx", note
     frame = typed_like_signature(frame, meta)
@@ -79,9 +78,10 @@ def test_logged_model_compiles_for_serving_and_agrees(name: str):
 
 def test_loading_a_logged_model_does_not_import_prefect():
     code = (
-        "import sys, mlflow.sklearn\n"
+        "import sys\n"
+        "from prefect_mlops.packaging import load_pipeline\n"
         f"for path in {[str(ARTIFACTS / c) for c in CASES]!r}:\n"
-        "    mlflow.sklearn.load_model(path)\n"
+        "    load_pipeline(path)\n"
         "loaded = sorted(m for m in sys.modules if m == 'prefect' or m.startswith('prefect.'))\n"
         "print(len(loaded))\n"
     )
