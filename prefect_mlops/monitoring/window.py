@@ -43,15 +43,7 @@ from prefect_mlops.sources import safe_url, source_for_path
 DAY_PARTITION = "date"
 # What the service adds around each row; everything else in the log is a feature it was sent
 # (the `features` struct is read back as one column per feature).
-LOG_BOOKKEEPING = (
-    REQUEST_ID,
-    ROW_INDEX,
-    LOGGED_AT,
-    MODEL_NAME,
-    MODEL_VERSION,
-    FEATURES,
-    PROBABILITIES,
-)
+LOG_BOOKKEEPING = tuple(c for c in PREDICTION_COLUMNS if c != LOGGED_PREDICTION)
 
 
 def log_frame(
