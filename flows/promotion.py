@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from prefect_mlops.results import ModelVersionRef
 from prefect_mlops.settings import Settings
+from tasks.recovery import recover_crashed_runs
 from tasks.registry import promote_model
 
 
@@ -21,4 +22,6 @@ class PromotionParams(BaseModel):
 @flow(name="promotion", description="Point the champion alias at a chosen model version.")
 def promotion_flow(params: PromotionParams) -> ModelVersionRef:
     """Promote a version; the old champion stays reachable as previous-champion."""
-    return promote_model(params.model_name, params.version, params.reason, Settings())
+    settings = Settings()
+    recover_crashed_runs(settings)
+    return promote_model(params.model_name, params.version, params.reason, settings)

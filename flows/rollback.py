@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from prefect_mlops.results import ModelVersionRef
 from prefect_mlops.settings import Settings
+from tasks.recovery import recover_crashed_runs
 from tasks.registry import rollback_model
 
 
@@ -19,4 +20,6 @@ class RollbackParams(BaseModel):
 @flow(name="rollback", description="Swap the champion and previous-champion aliases.")
 def rollback_flow(params: RollbackParams = RollbackParams()) -> ModelVersionRef:  # noqa: B008
     """Make the previous champion the champion again (run twice to undo)."""
-    return rollback_model(params.model_name, Settings())
+    settings = Settings()
+    recover_crashed_runs(settings)
+    return rollback_model(params.model_name, settings)

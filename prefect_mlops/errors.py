@@ -35,3 +35,7 @@ class RegistryError(MlopsError):
 
 class ScoringError(IngestError):
     """Rows cannot be scored by a model version: names the file or table, column and version."""
+
+
+class ServerUnavailableError(MlopsError):
+    """A tracking or orchestration server does not answer (named in the message)."""

@@ -30,6 +30,30 @@ class Settings(BaseSettings):
     # pandas holds about 8x a CSV's size (12.8 GB peak for a 1.56 GB file).
     max_whole_read_bytes: int = Field(default=256 * 2**20, ge=1)
     max_whole_read_rows: int = Field(default=2_000_000, ge=1)
+    # A tracking server that does not answer fails a call in seconds, not MLflow's minutes
+    # (120 s timeout, 7 retries with exponential backoff by default). Applied by tracking.py.
+    http_timeout_seconds: int = Field(
+        default=10,
+        ge=1,
+        validation_alias=AliasChoices("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLOPS_HTTP_TIMEOUT_SECONDS"),
+    )
+    http_max_retries: int = Field(
+        default=2,
+        ge=0,
+        validation_alias=AliasChoices("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLOPS_HTTP_MAX_RETRIES"),
+    )
+    http_backoff_factor: int = Field(
+        default=1,
+        ge=0,
+        validation_alias=AliasChoices(
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLOPS_HTTP_BACKOFF_FACTOR"
+        ),
+    )
+    # How long a champion move waits for another run's move to finish.
+    champion_lock_timeout_seconds: float = Field(default=300.0, gt=0)
+    # A Running flow run of another host (or with no recorded process) whose flow and task runs
+    # have not changed state for this long is taken for dead by the recovery pass.
+    crash_after_seconds: float = Field(default=6 * 3600.0, gt=0)
 
     @property
     def snapshot_dir(self) -> Path:

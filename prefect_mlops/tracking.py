@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
+import urllib.error
+import urllib.request
 
 import mlflow
 import numpy as np
@@ -10,6 +13,7 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 
 from prefect_mlops.config import PipelineConfig
+from prefect_mlops.errors import ServerUnavailableError
 from prefect_mlops.lineage import FLOW_RUN_TAG, RunOrigin, describe_dataset, lineage_tags
 from prefect_mlops.names import confined
 from prefect_mlops.registry import registry_client
@@ -18,8 +22,41 @@ from prefect_mlops.settings import Settings
 
 
 def mlflow_client(settings: Settings) -> MlflowClient:
-    """A client for the configured tracking and registry stores."""
+    """A client for the configured tracking and registry stores, with bounded HTTP calls."""
+    bound_http_calls(settings)
     return registry_client(settings.tracking_uri, settings.registry_uri)
+
+
+def bound_http_calls(settings: Settings) -> None:
+    """Make MLflow's REST calls give up in seconds: its timeout, retries and backoff.
+
+    MLflow reads these variables on every request; they are set from the one Settings a
+    process runs with (which read them from the environment first, so a user's value stands).
+    """
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.http_timeout_seconds)
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.http_max_retries)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(settings.http_backoff_factor)
+
+
+def check_tracking_server(settings: Settings) -> None:
+    """ServerUnavailableError naming the tracking server when it does not answer its health
+    check (one bounded request); nothing to check for a local store."""
+    if settings.is_local_tracking:
+        return
+    url = f"{settings.tracking_uri.rstrip('/')}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=settings.http_timeout_seconds) as response:
+            if response.status < 500:
+                return
+            reason = f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        reason = f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = str(getattr(exc, "reason", exc))
+    raise ServerUnavailableError(
+        f"MLflow tracking server at {settings.tracking_uri} is unreachable ({reason}); start it "
+        "(`mlops up`) or point MLFLOW_TRACKING_URI at a running one"
+    )
 
 
 def use_tracking(settings: Settings) -> None:
@@ -29,6 +66,7 @@ def use_tracking(settings: Settings) -> None:
     to the environment), so it is only ever set to the one Settings a process runs with; it is not
     undone afterwards because undoing it also deletes MLFLOW_TRACKING_URI from the environment.
     """
+    bound_http_calls(settings)
     mlflow.set_tracking_uri(settings.tracking_uri)
     if settings.registry_uri:
         mlflow.set_registry_uri(settings.registry_uri)
@@ -52,12 +90,20 @@ def log_candidate_run(
     metric: str,
     fold_scores: np.ndarray,
 ) -> str:
-    """One finished nested run under the training run: the candidate's parameters and CV score."""
+    """One finished nested run under the training run: the candidate's parameters and CV score.
+
+    It carries its parent's Prefect flow run id, so a crash between its creation and its end
+    leaves a run the recovery pass finds and fails.
+    """
     parent = client.get_run(parent_run_id)
     run = client.create_run(
         parent.info.experiment_id,
         run_name=spec.label,
-        tags={"mlflow.parentRunId": parent_run_id, "candidate": spec.name},
+        tags={
+            "mlflow.parentRunId": parent_run_id,
+            "candidate": spec.name,
+            FLOW_RUN_TAG: parent.data.tags.get(FLOW_RUN_TAG, "none"),
+        },
     )
     now = int(time.time() * 1000)
     client.log_batch(
@@ -115,9 +161,23 @@ def start_training_run(
     return run_id
 
 
-def fail_open_runs(client: MlflowClient, flow_run_id: str) -> None:
-    """Mark every still-running MLflow run of a Prefect flow run as FAILED."""
+def fail_open_runs(client: MlflowClient, flow_run_id: str) -> list[str]:
+    """Mark every still-running MLflow run of a Prefect flow run as FAILED; their ids."""
     experiments = [e.experiment_id for e in client.search_experiments()]
     query = f"tags.`{FLOW_RUN_TAG}` = '{flow_run_id}' and attributes.status = 'RUNNING'"
+    failed = []
     for run in client.search_runs(experiments, filter_string=query):
         client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+        failed.append(str(run.info.run_id))
+    return failed
+
+
+def open_runs_by_flow_run(client: MlflowClient) -> dict[str, list[str]]:
+    """The MLflow runs still RUNNING, by the Prefect flow run id they are tagged with."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs: dict[str, list[str]] = {}
+    for run in client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'"):
+        flow_run_id = run.data.tags.get(FLOW_RUN_TAG)
+        if flow_run_id and flow_run_id != "none":
+            runs.setdefault(flow_run_id, []).append(str(run.info.run_id))
+    return runs

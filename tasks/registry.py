@@ -9,6 +9,7 @@ from sklearn.pipeline import Pipeline
 from prefect_mlops.context import TrainingContext
 from prefect_mlops.errors import RegistryError
 from prefect_mlops.evaluation import holdout_metrics
+from prefect_mlops.gate import decide_promotion
 from prefect_mlops.io import read_parquet, read_parquet_head
 from prefect_mlops.lineage import lineage_tags
 from prefect_mlops.packaging import (
@@ -18,18 +19,30 @@ from prefect_mlops.packaging import (
     register_version,
     warm_up_model_logging,
 )
-from prefect_mlops.registry import CHAMPION, promote_version, roll_back, version_by_alias
+from prefect_mlops.registry import (
+    CHALLENGER,
+    CHAMPION,
+    PENDING_ALIAS_TAG,
+    promote_if_still_better,
+    promote_version,
+    roll_back,
+    version_by_alias,
+)
 from prefect_mlops.results import (
     ChampionScore,
+    Evaluation,
     FeatureSchema,
     GateCheck,
     LoggedModel,
     ModelVersionRef,
     PreparedData,
+    PromotionDecision,
     SplitRefs,
 )
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import mlflow_client, use_tracking
+from tasks.evaluate import compare_with_version
+from tasks.locks import champion_lock
 from tasks.policies import IO_RETRIES, RELEASES_MEMORY
 
 
@@ -99,19 +112,74 @@ def register_model(
     lineage = lineage_tags(data.snapshot, data.validation, ctx.config, ctx.origin)
     use_tracking(ctx.settings)  # the client resolves `models:/m-...` sources through the fluent API
     client = mlflow_client(ctx.settings)
-    tags = {**lineage, "mlflow_run_id": logged.run_id}
-    return register_version(client, ctx.model_name, logged, tags)
+    # The pending tag lives until the alias is set: a version that still has it after its run
+    # died is half made, and the recovery pass deletes it.
+    tags = {**lineage, "mlflow_run_id": logged.run_id, PENDING_ALIAS_TAG: CHALLENGER}
+    ref = register_version(client, ctx.model_name, logged, tags)
+    client.delete_model_version_tag(ref.name, ref.version, PENDING_ALIAS_TAG)
+    return ref
 
 
 @task(**IO_RETRIES)
 def promote_model(name: str, version: str, reason: str, settings: Settings) -> ModelVersionRef:
     """Make `version` the champion; the old champion stays reachable as `previous-champion`."""
-    aliases = promote_version(mlflow_client(settings), name, version, reason)
+    aliases = promote_version(
+        mlflow_client(settings), name, version, reason, champion_lock(settings)
+    )
     return ModelVersionRef(name=name, version=version, aliases=aliases)
+
+
+@task(**IO_RETRIES)
+def promote_challenger(
+    ctx: TrainingContext,
+    data: PreparedData,
+    evaluation: Evaluation,
+    champion: ChampionScore | None,
+    challenger: ModelVersionRef,
+    promotion: PromotionDecision,
+) -> tuple[ModelVersionRef, PromotionDecision]:
+    """Move the champion to the challenger under the model's lock; when another run moved it
+    since the decision, score the new champion and decide again (it may no longer win)."""
+    decision = promotion
+    client = mlflow_client(ctx.settings)
+
+    def redecide(current: str | None) -> bool:
+        nonlocal decision
+        score = None
+        if current is not None:  # the challenger against the new champion, as the first time
+            use_tracking(ctx.settings)
+            uri = f"models:/{challenger.name}/{challenger.version}"
+            model = load_pipeline(uri, ctx.settings.tracking_uri, ctx.settings.registry_uri)
+            schema = data.feature_schema
+            score = compare_with_version(
+                model, current, data.split, schema, ctx.config, ctx.settings
+            )
+        decision = decide_promotion(
+            evaluation, score, data.validation, challenger.version, ctx.config.gate
+        )
+        decision = decision.model_copy(
+            update={"reason": f"champion moved during the run; decided again: {decision.reason}"}
+        )
+        return decision.promote
+
+    moved = promote_if_still_better(
+        client,
+        challenger.name,
+        challenger.version,
+        champion.version if champion else None,
+        redecide,
+        champion_lock(ctx.settings),
+    )
+    if moved:
+        client.set_model_version_tag(
+            challenger.name, challenger.version, "promotion_reason", decision.reason
+        )
+    aliases = sorted(client.get_model_version(challenger.name, challenger.version).aliases)
+    return challenger.model_copy(update={"aliases": aliases}), decision
 
 
 @task(**IO_RETRIES)
 def rollback_model(name: str, settings: Settings) -> ModelVersionRef:
     """Swap `champion` and `previous-champion`: one step back, and one step forward again."""
-    version, aliases = roll_back(mlflow_client(settings), name)
+    version, aliases = roll_back(mlflow_client(settings), name, champion_lock(settings))
     return ModelVersionRef(name=name, version=version, aliases=aliases)
