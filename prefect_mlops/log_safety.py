@@ -7,7 +7,8 @@ permissions, connection) refuses every row alike, so nothing is split: the rows 
 still waits at shutdown is spilled to a local spool that `replay_spool` writes back later.
 
 Dead letters: JSON lines under `<log>/dead_letter/` (Parquet log) or table `dead_letter` (SQL).
-Spool: `<spool>/<table>/date=*/part-*.parquet` (Parquet chunks) or `<spool>/<table>/part-*.jsonl`.
+Spool: `<spool>/<table>/<the log's folder>/part-*.parquet` (Parquet chunks, the log's layout) or
+`<spool>/<table>/part-*.jsonl`; a spool of the earlier layout (`date=*` folders) is replayed too.
 """
 
 from __future__ import annotations
@@ -110,6 +111,18 @@ def write_rows(store: LogStore, table: Table, prepared: list[Any]) -> Outcome:
         return outcome
 
 
+def log_isolated(store: LogStore, table: Table, records: list[Any]) -> Outcome:
+    """Prepare and write one batch (batch scoring's path): refused rows are dead-lettered beside
+    the log with their reason and the rest written; on an outage nothing is dead-lettered and
+    the rows come back in `pending` (with `outage` set) for the caller to fail or retry."""
+    prepared, refused = prepare_rows(store, table, records)
+    outcome = write_rows(store, table, prepared) if prepared else Outcome()
+    outcome.dead = refused + outcome.dead
+    if outcome.dead:
+        write_dead_letters(store, outcome.dead)
+    return outcome
+
+
 def write_dead_letters(store: LogStore, letters: list[DeadLetter]) -> int:
     """Append dead letters beside the log (raises like a write when the store is down)."""
     if isinstance(store, SqlStore):
@@ -144,7 +157,7 @@ def spill(store: LogStore, table: str, prepared: list[Any]) -> int:
     folder = store.spool_dir / table
     if table == DEAD_LETTER:
         return _write_json_lines(folder, [asdict(d) for d in prepared])
-    if prepared and isinstance(prepared[0], tuple):  # Parquet chunks: (day, Arrow table)
+    if prepared and isinstance(prepared[0], tuple):  # Parquet chunks: (folder, Arrow table)
         return ParquetStore(store.spool_dir).write(table, prepared)  # type: ignore[arg-type]
     return _write_json_lines(folder, list(prepared))
 
@@ -153,7 +166,10 @@ def spooled_files(store: LogStore) -> list[Path]:
     """Spool files waiting to be replayed, oldest first."""
     if not store.spool_dir.exists():
         return []
-    files = [*store.spool_dir.glob("*/part-*.jsonl"), *store.spool_dir.glob("*/*/part-*.parquet")]
+    files = [
+        *store.spool_dir.glob("*/part-*.jsonl"),
+        *store.spool_dir.glob("*/*/**/part-*.parquet"),
+    ]
     return sorted(files, key=lambda p: p.name)
 
 
@@ -168,7 +184,7 @@ def replay_spool(store: LogStore) -> dict[str, Outcome]:
             outcome.dead += [DeadLetter(**row) for row in _read_json_lines(path)]
             path.unlink()
             continue
-        step = write_rows(store, table, _load_spooled(path))  # type: ignore[arg-type]
+        step = write_rows(store, table, _load_spooled(store, path))  # type: ignore[arg-type]
         if step.pending and not step.written and not step.dead:  # untouched: the file stays
             outcome.outage = step.outage
             return outcomes
@@ -229,9 +245,9 @@ def _split_prepared(prepared: list[Any]) -> list[list[Any]]:
         half = len(prepared) // 2
         return [prepared[:half], prepared[half:]]
     if prepared and isinstance(prepared[0], tuple) and prepared[0][1].num_rows > 1:
-        day, chunk = prepared[0]
+        folder, chunk = prepared[0]
         half = chunk.num_rows // 2
-        return [[(day, chunk.slice(0, half))], [(day, chunk.slice(half))]]
+        return [[(folder, chunk.slice(0, half))], [(folder, chunk.slice(half))]]
     return []
 
 
@@ -241,9 +257,12 @@ def _values(prepared: list[Any]) -> list[dict[str, Any]]:
     return [dict(row) for row in prepared]
 
 
-def _load_spooled(path: Path) -> list[Any]:
-    if path.suffix == ".parquet":
-        return [(path.parent.name.removeprefix("date="), pq.read_table(path))]
+def _load_spooled(store: LogStore, path: Path) -> list[Any]:
+    if path.suffix == ".parquet":  # its folder under the table is its folder in the log
+        folder = path.parent.relative_to(
+            store.spool_dir / path.relative_to(store.spool_dir).parts[0]
+        )
+        return [(folder.as_posix(), pq.read_table(path))]
     return _read_json_lines(path)
 
 

@@ -5,6 +5,8 @@ store's compact form and appends them (`prefect_mlops.prediction_log` holds the 
 log's contract). Rows the store refuses go to its dead-letter store and the rest of their batch
 is written (`prefect_mlops.log_safety`); rows a down store cannot take wait for the next flush,
 spill to the local spool when too many wait or at shutdown, and are replayed from it later.
+Every `compact_seconds` (hourly) the writer merges the small files of past days of a Parquet log
+(`ParquetStore.compact`), so a day holds a bounded number of files whatever the traffic.
 """
 
 from __future__ import annotations
@@ -28,13 +30,20 @@ from prefect_mlops.log_safety import (
     write_dead_letters,
     write_rows,
 )
-from prefect_mlops.prediction_log import FeedbackRecord, LogStore, PredictionRecord, Table
+from prefect_mlops.prediction_log import (
+    FeedbackRecord,
+    LogStore,
+    ParquetStore,
+    PredictionRecord,
+    Table,
+)
 from serving.metrics import ServiceMetrics
 
 logger = logging.getLogger(__name__)
 
 MAX_PENDING_CHUNKS = 100_000  # beyond this, pending rows go to the spool: bounded memory
 PREPARE_SECONDS = 0.1
+COMPACT_SECONDS = 3600.0  # one flush a second makes 3,600 files an hour: merged the next day
 
 
 class PredictionLog:
@@ -52,11 +61,13 @@ class PredictionLog:
         metrics: ServiceMetrics,
         flush_seconds: float = 1.0,
         queue_size: int = 100_000,
+        compact_seconds: float = COMPACT_SECONDS,
     ) -> None:
         self._store = store
         self._metrics = metrics
         self._flush_seconds = flush_seconds
         self._capacity = queue_size
+        self._compact_seconds = compact_seconds
         self._items: deque[PredictionRecord | FeedbackRecord] = deque()
         self._prepared: dict[Table, list[Any]] = {"predictions": [], "feedback": []}
         self._dead: list[DeadLetter] = []
@@ -105,7 +116,7 @@ class PredictionLog:
         self._thread = None
 
     def _run(self) -> None:
-        last_write = time.monotonic()
+        last_write = last_compaction = time.monotonic()
         while True:
             self._wake.wait(min(PREPARE_SECONDS, self._flush_seconds))
             self._wake.clear()
@@ -117,6 +128,9 @@ class PredictionLog:
                 last_write = time.monotonic()
             if closing:
                 self._spill_pending()
+            elif time.monotonic() - last_compaction >= self._compact_seconds:
+                self._compact()
+                last_compaction = time.monotonic()
             for done in waiters:
                 done.set()
             if closing:
@@ -193,6 +207,19 @@ class PredictionLog:
             self._metrics.log_spooled.labels(table).inc(rows)
             self._replay_due = True
             logger.warning("prediction log: %d %s rows spooled", rows, table)
+
+    def _compact(self) -> None:
+        """Merge the files of past days (Parquet log); a failure is logged, tried next time."""
+        if not isinstance(self._store, ParquetStore):
+            return
+        try:
+            merged = self._store.compact()
+        except Exception:  # compaction only tidies: rows are never at stake, the writer goes on
+            self._metrics.log_failures.labels("compact").inc()
+            logger.exception("prediction log: compaction failed")
+            return
+        if merged:
+            logger.info("prediction log: %d files of past days compacted", merged)
 
     def _replay(self) -> None:
         self._replay_due = False

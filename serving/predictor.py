@@ -118,8 +118,9 @@ class Predictor:
             raise InputError(
                 "row_index", f"{row_index} is out of range: request {request_id!r} had {rows} rows"
             )
-        check_label(self.model(), label)
-        self._log.record(FeedbackRecord(request_id, row_index, label, time.time()))
+        model = self.model()
+        check_label(model, label)
+        self._log.record(FeedbackRecord(request_id, row_index, label, time.time(), model.name))
 
     def _remember(self, request_id: str, rows: int) -> None:
         with self._answered_lock:

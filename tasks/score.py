@@ -14,11 +14,13 @@ from pydantic import BaseModel
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.destinations import Destination
+from prefect_mlops.errors import ScoringError
 from prefect_mlops.expectations.gate import GatePolicy, check_data_gate
 from prefect_mlops.expectations.run import validate_frame
+from prefect_mlops.log_safety import log_isolated
 from prefect_mlops.names import artifact_key
 from prefect_mlops.packaging import load_pipeline
-from prefect_mlops.prediction_log import PredictionRecord, open_store
+from prefect_mlops.prediction_log import LogStore, PredictionRecord, open_store
 from prefect_mlops.registry import require_version
 from prefect_mlops.results import ModelVersionRef, ValidationSummary
 from prefect_mlops.scoring_inputs import model_label, predict_rows, scoring_chunks
@@ -38,6 +40,7 @@ class ScoringSummary(BaseModel):
     seconds: float
     output: str
     logged: bool
+    dead_lettered: int = 0
 
 
 @task(**IO_RETRIES)
@@ -94,7 +97,7 @@ def score_source(
     features = mlflow.models.get_model_info(uri).signature.inputs.input_names()
     store = open_store(*log_location) if log_location else None
     label, where = model_label(model.name, model.version), source.describe()
-    started, rows, chunks = time.perf_counter(), 0, 0
+    started, rows, chunks, dead = time.perf_counter(), 0, 0, 0
     with destination.open_writer() as write:
         for index, chunk in enumerate(scoring_chunks(source, chunk_rows, label)):
             predictions = predict_rows(pipeline, chunk, features, where, label)
@@ -102,8 +105,12 @@ def score_source(
             write(chunk.assign(prediction=predictions, model_version=model.version))
             if store is not None:
                 record = _record(model, f"{batch_id}-{index}", inputs, predictions)
-                store.write("predictions", store.prepare("predictions", [record]))
+                dead += _log_chunk(store, record, label)
             rows, chunks = rows + len(chunk), chunks + 1
+    if dead:
+        get_run_logger().warning(
+            "%d scored rows could not be logged and were dead-lettered beside the log", dead
+        )
     return ScoringSummary(
         model_name=model.name,
         model_version=model.version,
@@ -112,17 +119,30 @@ def score_source(
         seconds=time.perf_counter() - started,
         output=destination.describe(),
         logged=store is not None,
+        dead_lettered=dead,
     )
 
 
 def _record(
     model: ModelVersionRef, request_id: str, rows: pd.DataFrame, predictions: np.ndarray
 ) -> PredictionRecord:
-    """One prediction-log record for a scored chunk (no labels yet)."""
+    """One prediction-log record for a scored chunk (no labels yet), marked as batch rows."""
     columns = {str(c): rows[c].tolist() for c in rows.columns}
     return PredictionRecord(
-        request_id, time.time(), model.name, model.version, columns, predictions, None
+        request_id, time.time(), model.name, model.version, columns, predictions, None, 0, "batch"
     )
+
+
+def _log_chunk(store: LogStore, record: PredictionRecord, label: str) -> int:
+    """Append a chunk as the service does (a refused row dead-lettered, the rest written); the
+    rows dead-lettered. A log that is down fails the run, naming the log and the chunk."""
+    outcome = log_isolated(store, "predictions", [record])
+    if outcome.outage:
+        raise ScoringError(
+            f"cannot append chunk {record.request_id} of {label} to the prediction log: "
+            f"{outcome.outage}"
+        )
+    return len(outcome.dead)
 
 
 @task

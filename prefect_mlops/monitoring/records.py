@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, computed_field, model_validator
 
 from prefect_mlops.errors import MlopsError
+from prefect_mlops.prediction_log import ONLINE, LogSource
 from prefect_mlops.results import ValidationSummary
 
 DRIFT_DETECTED = "mlops.model.drift-detected"
@@ -43,6 +44,11 @@ class WindowSpec(BaseModel):
         default=None, description="Parquet prediction log; <artifact root>/prediction_log if unset"
     )
     log_url: str | None = Field(default=None, description="SQLAlchemy URL of a SQL prediction log")
+    sources: list[LogSource] = Field(
+        default_factory=lambda: [ONLINE],
+        min_length=1,
+        description="which logged rows: online (the service), batch (scoring runs), shadow",
+    )
 
     @model_validator(mode="after")
     def _check_bounds(self) -> WindowSpec:
@@ -67,8 +73,10 @@ class WindowSpec(BaseModel):
                 if bound != "all rows"
                 else f"last {self.rows} rows"
             )
-        where = f"dataset {self.dataset_path}" if self.dataset_path else "prediction log"
-        return f"{where}: {bound}"
+        if self.dataset_path:
+            return f"dataset {self.dataset_path}: {bound}"
+        kinds = "" if self.sources == ["online"] else f" ({', '.join(self.sources)} rows)"
+        return f"prediction log{kinds}: {bound}"
 
 
 class MonitoredModel(BaseModel):

@@ -22,7 +22,7 @@ from prefect_mlops.names import confined
 from prefect_mlops.prediction_log import (
     FEEDBACK_COLUMNS,
     PREDICTION_COLUMNS,
-    read_prediction_log,
+    read_model_log,
 )
 from prefect_mlops.settings import Settings
 from prefect_mlops.sources import safe_url, source_for_path
@@ -37,42 +37,43 @@ from prefect_mlops.sources import safe_url, source_for_path
     FEATURES,
     LOGGED_PREDICTION,
     PROBABILITIES,
+    LOG_SOURCE,
 ) = PREDICTION_COLUMNS
 *_, LABEL = FEEDBACK_COLUMNS
-# The Parquet log's day partition (`date=YYYY-MM-DD` folders), which pyarrow reads back as a column.
-DAY_PARTITION = "date"
-# What the service adds around each row; everything else in the log is a feature it was sent
-# (the `features` struct is read back as one column per feature).
-LOG_BOOKKEEPING = tuple(c for c in PREDICTION_COLUMNS if c != LOGGED_PREDICTION)
 
 
 def log_frame(
     spec: WindowSpec, model_name: str, config: PipelineConfig, directory: Path
 ) -> pd.DataFrame:
-    """Logged predictions of `model_name` inside the window; labels become the target column.
+    """Logged predictions of `model_name` inside the window, from the sources the spec names
+    (online traffic by default); labels become the target column.
 
-    The time a prediction was made stands in for the split clock (e.g. `timestamp`) when the
-    requests did not carry it: live rows are scored as they happen.
+    Only that model's rows are read, with its own features (`read_model_log` keeps them apart
+    from the log's bookkeeping, so a feature named like a log column or a partition key is the
+    feature). The time a prediction was made stands in for the split clock (e.g. `timestamp`)
+    when the requests did not carry it: live rows are scored as they happen.
     """
     where = f"prediction log {safe_url(spec.log_url) if spec.log_url else directory}"
-    try:
-        log = read_prediction_log(url=spec.log_url, directory=directory)
-    except (ValueError, OSError, pa.ArrowException, sa.exc.SQLAlchemyError) as exc:
-        # pandas says "Table predictions not found"; pyarrow names the unreadable file
-        raise IngestError(f"cannot read the {where} to monitor {model_name}: {exc}") from exc
-    log = log.loc[log[MODEL_NAME] == model_name] if len(log) else log
+    since = None
     if spec.hours is not None or spec.days is not None:
         span = pd.Timedelta(hours=spec.hours or 0.0) + pd.Timedelta(days=spec.days or 0.0)
-        log = log.loc[pd.to_datetime(log[LOGGED_AT], utc=True) > pd.Timestamp.now(UTC) - span]
+        since = (pd.Timestamp.now(UTC) - span).timestamp()
+    try:
+        read = read_model_log(
+            model_name, spec.log_url, directory, since=since, sources=spec.sources
+        )
+    except (ValueError, OSError, pa.ArrowException, sa.exc.SQLAlchemyError) as exc:
+        # SQLAlchemy names the missing table; pyarrow names the unreadable file
+        raise IngestError(f"cannot read the {where} to monitor {model_name}: {exc}") from exc
+    rows, features = read.rows, read.features
     if spec.rows is not None:
-        log = log.sort_values(LOGGED_AT, kind="stable").tail(spec.rows)
+        order = rows.sort_values(LOGGED_AT, kind="stable").index[-spec.rows :]
+        rows, features = rows.loc[order], features.loc[order]
+    frame = features.assign(**{PREDICTION: rows[LOGGED_PREDICTION], config.target: rows[LABEL]})
     clock = config.split.time_column if config.split.strategy == "time" else None
-    dropped = [c for c in (*LOG_BOOKKEEPING, DAY_PARTITION) if c in log.columns]
-    frame = log.drop(columns=dropped)
-    if clock and clock not in frame.columns:
-        frame[clock] = pd.to_datetime(log[LOGGED_AT], utc=True).dt.tz_localize(None)
-    renamed = {LOGGED_PREDICTION: PREDICTION, LABEL: config.target}
-    return frame.rename(columns=renamed).reset_index(drop=True)
+    if clock and clock not in features.columns:
+        frame[clock] = pd.to_datetime(rows[LOGGED_AT], utc=True).dt.tz_localize(None)
+    return frame.reset_index(drop=True)
 
 
 def window_frame(

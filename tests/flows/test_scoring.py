@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from functools import partial
 from pathlib import Path
 
 import mlflow
@@ -17,8 +19,10 @@ from prefect_mlops.destinations import CsvDestination, ParquetDestination, SqlDe
 from prefect_mlops.errors import DataValidationError
 from prefect_mlops.estimators import build_model
 from prefect_mlops.features import infer_schema
+from prefect_mlops.monitoring import WindowSpec
+from prefect_mlops.monitoring.window import log_frame
 from prefect_mlops.packaging import log_sklearn_model
-from prefect_mlops.prediction_log import read_prediction_log
+from prefect_mlops.prediction_log import ParquetStore, PredictionRecord, read_prediction_log
 from prefect_mlops.results import CandidateSpec
 from prefect_mlops.settings import Settings
 from prefect_mlops.sources import CsvSource, SqlSource
@@ -69,13 +73,33 @@ def test_scoring_writes_every_row_with_the_champion_version(
     np.testing.assert_allclose(scored["prediction"], model.predict(rows[schema.features]))
 
 
-def test_scored_rows_are_appended_to_the_prediction_log(
-    champion, settings, fast_config_path, bikeshare, tmp_path
+def test_scored_rows_are_logged_as_batch_and_leave_the_online_window_unchanged(
+    champion, settings, fast_config_path, fast_config, bikeshare, tmp_path
 ) -> None:
+    model, schema = champion
+    log_dir = settings.artifact_root / "prediction_log"
+    served = bikeshare[schema.features].head(50)
+    live = PredictionRecord(
+        "live",
+        time.time(),
+        fast_config.registered_model_name,
+        "1",
+        {str(c): served[c].tolist() for c in served.columns},
+        model.predict(served),
+        None,
+    )
+    ParquetStore(log_dir).append_predictions([live])
+    window = partial(log_frame, model_name=fast_config.registered_model_name, config=fast_config)
+    before = window(WindowSpec(hours=24), directory=log_dir)
     bikeshare.drop(columns=["bikers"]).head(500).to_csv(tmp_path / "input.csv", index=False)
     scoring_flow(_params(fast_config_path, tmp_path / "input.csv", tmp_path / "out.csv", "csv"))
-    log = read_prediction_log(directory=settings.artifact_root / "prediction_log")
-    assert len(log) == 500 and set(log["model_version"]) == {"1"}
+    log = read_prediction_log(directory=log_dir)
+    batch = log.loc[log["source"] == "batch"]
+    assert len(batch) == 500 and set(batch["model_version"]) == {"1"}
+    # the nightly run does not move the online window, so its drift is unchanged
+    pd.testing.assert_frame_equal(window(WindowSpec(hours=24), directory=log_dir), before)
+    both = window(WindowSpec(hours=24, sources=["online", "batch"]), directory=log_dir)
+    assert len(before) == 50 and len(both) == 550
 
 
 def test_invalid_input_stops_scoring_before_anything_is_written(

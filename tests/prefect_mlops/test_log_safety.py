@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from prefect_mlops.log_safety import (
+    log_isolated,
     prepare_rows,
     read_dead_letters,
     replay_spool,
@@ -151,3 +152,34 @@ def test_the_store_knows_how_many_rows_a_request_had(tmp_path: Path) -> None:
         record = PredictionRecord("a", NOW, "m", "1", {"hr": [1, 2, 3]}, np.ones(3), None)
         store.append_predictions([record])
         assert store.logged_rows("a") == 3 and store.logged_rows("nope") == 0
+
+
+@pytest.mark.parametrize("kind", ["parquet", "sqlite"])
+def test_a_poisoned_row_of_a_batch_chunk_is_dead_lettered_and_the_rest_written(
+    tmp_path: Path, kind: str
+) -> None:
+    store = _stores(tmp_path)[kind]
+    hours: list[Any] = [i % 24 for i in range(300)]
+    hours[42] = POISON
+    columns = {"hr": hours, "weather": ["mist", float("nan")] * 150}  # NaN in a string column
+    chunk = PredictionRecord(
+        "batch-1-0", NOW, "demand", "1", columns, np.zeros(300), None, 0, "batch"
+    )
+    outcome = log_isolated(store, "predictions", [chunk])
+    log = _read(store, tmp_path)
+    assert outcome.written == 299 and not outcome.outage and len(log) == 299
+    assert set(log["source"]) == {"batch"} and log["weather"].isna().sum() == 150
+    (letter,) = read_dead_letters(store)
+    assert letter.values["row_index"] == 42 and letter.values["source"] == "batch"
+    assert "64-bit" in letter.reason or "too large" in letter.reason
+
+
+def test_a_spooled_chunk_is_replayed_into_its_own_model_folder(tmp_path: Path) -> None:
+    store = open_store(None, tmp_path / "log")
+    prepared, _ = prepare_rows(store, "predictions", [_one_row(0, 1)])
+    spill(store, "predictions", prepared)
+    replay_spool(store)
+    (file,) = (tmp_path / "log" / "predictions").rglob("part-*.parquet")
+    assert file.parent.relative_to(tmp_path / "log" / "predictions").as_posix() == (
+        "model=demand/version=1/day=2026-01-01/source=online"
+    )

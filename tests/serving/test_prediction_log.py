@@ -27,12 +27,23 @@ def test_every_row_is_logged_with_features_prediction_and_version(client: TestCl
     assert set(log["model_name"]) == {REGRESSOR} and set(log["model_version"]) == {"1"}
 
 
-def test_parquet_log_is_partitioned_by_day(client: TestClient) -> None:
+def test_parquet_log_is_partitioned_by_model_version_day_and_source(client: TestClient) -> None:
     _predict(client, row())
     client.app.state.log.flush()
     root: Path = client.app.state.settings.log_dir
-    days = [p.name for p in (root / "predictions").iterdir()]
-    assert len(days) == 1 and days[0].startswith("date=20")
+    (file,) = (root / "predictions").rglob("part-*.parquet")
+    model, version, day, source = file.relative_to(root / "predictions").parts[:-1]
+    assert (model, version, source) == (f"model={REGRESSOR}", "version=1", "source=online")
+    assert day.startswith("day=20")
+
+
+def test_feedback_is_filed_under_the_served_model(client: TestClient) -> None:
+    answer = _predict(client, row())
+    client.post("/feedback", json={"request_id": answer["request_id"], "label": 3.0})
+    client.app.state.log.flush()
+    root: Path = client.app.state.settings.log_dir
+    (file,) = (root / "feedback").rglob("part-*.parquet")
+    assert file.relative_to(root / "feedback").parts[0] == f"model={REGRESSOR}"
 
 
 def test_feedback_label_is_joined_by_request_id(client: TestClient) -> None:

@@ -110,3 +110,24 @@ def test_frozen_window_counts_rows_and_labels(tmp_path: Path, config: PipelineCo
     assert (ref.rows, ref.labeled_rows, ref.has_logged_predictions) == (2, 1, True)
     assert ref.source == "prediction log: last 2 rows"
     assert pd.read_parquet(ref.uri).equals(frame)
+
+
+def test_log_window_holds_online_rows_unless_told_otherwise(
+    tmp_path: Path, config: PipelineConfig
+) -> None:
+    store = ParquetStore(tmp_path / "log")
+    store.append_predictions([record("live", 1), record("nightly", 1)._replace(source="batch")])
+    online = log_frame(WindowSpec(), MODEL, config, tmp_path / "log")
+    both = log_frame(WindowSpec(sources=["online", "batch"]), MODEL, config, tmp_path / "log")
+    assert len(online) == 2 and len(both) == 4
+    assert WindowSpec(sources=["batch"]).describe() == "prediction log (batch rows): all rows"
+
+
+def test_a_feature_named_date_is_the_feature_in_the_window(
+    tmp_path: Path, config: PipelineConfig
+) -> None:
+    sent = [pd.Timestamp("2020-05-01"), pd.Timestamp("2020-05-02")]
+    logged = record("r", 1)._replace(columns={"date": sent, "day": ["mon", None]})
+    ParquetStore(tmp_path / "log").append_predictions([logged])
+    frame = log_frame(WindowSpec(hours=24), MODEL, config, tmp_path / "log")
+    assert frame["date"].tolist() == sent and frame["day"].tolist() == ["mon", None]
