@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -12,6 +16,9 @@ from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.errors import DataQualityError
 from prefect_mlops.results import FeatureSchema
 from prefect_mlops.transformers import CategoryText, DatetimeParts
+
+# Rows of the data each probe of `nullable_features` predicts on.
+PROBE_ROWS = 8
 
 
 def infer_schema(frame: pd.DataFrame, config: PipelineConfig) -> FeatureSchema:
@@ -103,3 +110,62 @@ def build_preprocessor(schema: FeatureSchema) -> ColumnTransformer:
         )
         transformers.append(("datetime", dates, schema.datetime))
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+
+
+def nullable_features(model: Any, rows: pd.DataFrame) -> list[str]:
+    """The features the fitted model answers a missing value of, in `rows`' column order.
+
+    A feature is nullable when the pipeline predicts finite outputs on rows of the data with
+    that feature missing: it goes through an imputer, or only through steps that accept NaN
+    (HistGradientBoosting and the forests route it natively). A feature a step refuses NaN for
+    (a scaler feeding a linear model, no imputer) is not. Features are probed in groups and a
+    failing group is halved, so a pipeline that imputes everything costs one prediction.
+    """
+    sample = rows.head(PROBE_ROWS).reset_index(drop=True)
+    if sample.empty:
+        return []
+
+    def answers(columns: Sequence[str]) -> bool:
+        return _predicts_finite(model, with_missing(sample, columns))
+
+    def search(columns: list[str]) -> list[str]:
+        if answers(columns):
+            return columns
+        if len(columns) == 1:
+            return []
+        middle = len(columns) // 2
+        return search(columns[:middle]) + search(columns[middle:])
+
+    return search(list(sample.columns))
+
+
+def with_missing(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """`frame` with `columns` entirely missing, typed as a request with nulls reaches the model:
+    NaN in float columns, pandas' NA in integer ones (their other values stay integers), NaT in
+    datetime columns, None in the rest."""
+    out = frame.copy()
+    for column in columns:
+        dtype = out[column].dtype
+        if pd.api.types.is_bool_dtype(dtype):
+            out[column] = pd.Series([None] * len(out), dtype=object, index=out.index)
+        elif pd.api.types.is_integer_dtype(dtype):
+            out[column] = pd.Series(pd.NA, dtype="Int64", index=out.index)
+        elif pd.api.types.is_float_dtype(dtype):
+            out[column] = np.nan
+        elif pd.api.types.is_datetime64_any_dtype(dtype):
+            out[column] = pd.Series(pd.NaT, dtype=dtype, index=out.index)
+        else:
+            out[column] = pd.Series([None] * len(out), dtype=object, index=out.index)
+    return out
+
+
+def _predicts_finite(model: Any, frame: pd.DataFrame) -> bool:
+    """The model predicts every row (and class probabilities, for a classifier), finite."""
+    try:
+        outputs = [np.asarray(model.predict(frame))]
+        if hasattr(model, "predict_proba") and hasattr(model, "classes_"):
+            outputs.append(np.asarray(model.predict_proba(frame)))
+    except (ValueError, TypeError):  # how scikit-learn steps refuse NaN or None
+        return False
+    numeric = [o for o in outputs if o.dtype.kind in "fc"]
+    return len(outputs[0]) == len(frame) and all(np.isfinite(o).all() for o in numeric)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,14 +16,16 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.models import Model, infer_signature
+from mlflow.models import Model, ModelSignature, infer_signature
 from mlflow.models.model import MLMODEL_FILE_NAME, ModelInfo
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
 from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
 from sklearn.pipeline import Pipeline
 
 from prefect_mlops.errors import RegistryError
+from prefect_mlops.features import nullable_features
 from prefect_mlops.registry import CHALLENGER
 from prefect_mlops.results import GateCheck, LoggedModel, ModelVersionRef
 
@@ -103,10 +106,32 @@ def log_sklearn_model(
             run_id=run_id,
             serialization_format="skops",
             skops_trusted_types=trusted_types(model),
-            signature=infer_signature(example, model.predict(example)),
+            signature=model_signature(model, example),
             input_example=example,
             pip_requirements=requirements or pinned_requirements(),
         )
+
+
+def model_signature(model: Pipeline, example: pd.DataFrame) -> ModelSignature:
+    """MLflow's signature of `example`, each input column optional (`required=False`) exactly
+    when the fitted model answers a missing value of it (`features.nullable_features`).
+
+    MLflow alone marks a column optional when the example happens to hold a null; the service
+    reads `required` as "null accepted", so it is derived from the pipeline instead. Models
+    logged before this (0.1.0) keep the signature MLflow inferred, and are served by it.
+    """
+    with warnings.catch_warnings():  # integer columns with nulls are served (pandas' NA)
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        inferred = infer_signature(example, model.predict(example))
+    if inferred.inputs is None or not all(
+        isinstance(c, ColSpec) and c.name for c in inferred.inputs.inputs
+    ):
+        return inferred
+    nullable = set(nullable_features(model, example))
+    inputs = Schema(
+        [ColSpec(c.type, c.name, required=c.name not in nullable) for c in inferred.inputs.inputs]
+    )
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs, params=inferred.params)
 
 
 class _PickleSwitchedOff(logging.Filter):

@@ -32,6 +32,9 @@ PARITY_RTOL = 1e-6
 PARITY_ATOL = 1e-8
 
 _PANDAS_DTYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
+# Integer columns with a null: pandas' nullable integers, so the other values stay integers (as
+# floats, an integer-coded category 2 would read "2.0" and miss the category "2" it was fit on).
+_NULLABLE_INTS = {"long": "Int64", "integer": "Int32"}
 
 
 @dataclass(frozen=True)
@@ -89,13 +92,13 @@ class OnnxEngine:
 
 
 def to_frame(columns: Columns, schema: InputSchema) -> pd.DataFrame:
-    """A DataFrame with the dtypes the model was trained on (nulls as NaN/None)."""
+    """A DataFrame with the dtypes the model was trained on (nulls as NaN, NA, NaT or None)."""
     data: dict[str, Any] = {}
     for spec in schema.columns:
         values = columns[spec.name]
         dtype = _PANDAS_DTYPES.get(spec.type)
-        if dtype is not None and spec.type in ("long", "integer") and None in values:
-            dtype = "float64"
+        if spec.type in _NULLABLE_INTS and None in values:
+            dtype = _NULLABLE_INTS[spec.type]
         if spec.type == "datetime":
             data[spec.name] = pd.to_datetime(pd.Series(values, dtype=object))
         else:
@@ -161,8 +164,9 @@ def _session(graph: Any) -> Any:
 def check_parity(
     candidate: Engine, reference: Engine, example: pd.DataFrame, schema: InputSchema
 ) -> None:
-    """Raise CompileError unless `candidate` predicts like `reference` on the example rows."""
-    columns = frame_to_columns(example, schema)
+    """Raise CompileError unless `candidate` predicts like `reference` on the example rows, and
+    on the same rows with nulls in the columns the schema accepts them for."""
+    columns = with_null_rows(frame_to_columns(example, schema), schema)
     got, want = candidate.predict(columns), reference.predict(columns)
     if want.predictions.dtype.kind in "fc":
         same = np.allclose(got.predictions, want.predictions, rtol=PARITY_RTOL, atol=PARITY_ATOL)
@@ -173,7 +177,30 @@ def check_parity(
             got.probabilities, want.probabilities, rtol=PARITY_RTOL, atol=PARITY_ATOL
         )
     if not same:
-        raise CompileError(f"ONNX predictions differ from scikit-learn on {len(example)} rows")
+        nulls = [c.name for c in schema.columns if not c.required]
+        raise CompileError(
+            f"ONNX predictions differ from scikit-learn on {len(example)} example rows"
+            + (f" or on them with nulls in {nulls}" if nulls else "")
+        )
+
+
+def with_null_rows(columns: Columns, schema: InputSchema) -> Columns:
+    """The rows, then copies with nulls where the schema accepts them: every nullable column
+    missing at once, then each alternately missing (so imputed and present values mix)."""
+    nullable = [c.name for c in schema.columns if not c.required]
+    if not nullable:
+        return columns
+    rows = len(next(iter(columns.values()), []))
+    out = {name: list(values) for name, values in columns.items()}
+    for name in schema.names:
+        optional = name in nullable
+        position = nullable.index(name) if optional else 0
+        out[name] += [None] * rows if optional else columns[name]
+        out[name] += [
+            None if optional and (i + position) % 2 == 0 else value
+            for i, value in enumerate(columns[name])
+        ]
+    return out
 
 
 def frame_to_columns(frame: pd.DataFrame, schema: InputSchema) -> Columns:

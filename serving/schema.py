@@ -235,5 +235,10 @@ def _input_error(exc: ValidationError, where: str) -> InputError:
     for part in first["loc"]:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
     more = exc.error_count() - 1
-    message = first["msg"] + (f" (and {more} more problems)" if more else "")
+    message = first["msg"]
+    missing = first.get("input", 0)
+    value_error = first["type"] not in ("model_type", "list_type", "dict_type", "missing")
+    if value_error and (missing is None or (isinstance(missing, float) and math.isnan(missing))):
+        message = "a missing value is not accepted here: the model does not impute this feature"
+    message += f" (and {more} more problems)" if more else ""
     return InputError(path, message)

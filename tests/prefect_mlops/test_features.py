@@ -12,7 +12,13 @@ from prefect_mlops.config import PipelineConfig, parse_config
 from prefect_mlops.errors import DataQualityError
 from prefect_mlops.estimators import build_model
 from prefect_mlops.evaluation import holdout_metrics, predict, slice_metrics
-from prefect_mlops.features import build_preprocessor, check_training_frame, infer_schema
+from prefect_mlops.features import (
+    build_preprocessor,
+    check_training_frame,
+    infer_schema,
+    nullable_features,
+    with_missing,
+)
 from prefect_mlops.results import CandidateSpec, FeatureSchema
 from prefect_mlops.transformers import CategoryText, DatetimeParts
 from tests.conftest import fast_config_dict
@@ -145,3 +151,48 @@ def test_slice_metrics_equal_metrics_of_each_slice(frame: pd.DataFrame) -> None:
         assert metrics["accuracy"] == pytest.approx(
             holdout_metrics(model, part, schema)["accuracy"]
         )
+
+
+def _numbers(n: int = 40) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "count": rng.integers(0, 9, n),
+            "flag": rng.choice([True, False], n),
+            "at": pd.date_range("2024-01-01", periods=n, freq="h"),
+        }
+    )
+    return X, X["x"].to_numpy() * 2 + X["count"].to_numpy()
+
+
+def test_every_feature_the_preprocessor_imputes_is_nullable(frame: pd.DataFrame) -> None:
+    schema = infer_schema(frame, classification_config(datetime_features=["when"]))
+    spec = CandidateSpec(name="lr", estimator="logistic_regression", params={}, index=0)
+    X = frame[schema.features]
+    model = build_model(spec, schema, 0).fit(X, frame["label"])
+    assert nullable_features(model, X) == ["num", "cat", "when"]
+
+
+def test_features_a_step_refuses_nan_for_are_not_nullable() -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = _numbers()
+    columns = ColumnTransformer([("scaled", StandardScaler(), ["x", "count"])], remainder="drop")
+    linear = Pipeline([("pre", columns), ("ridge", Ridge())]).fit(X, y)
+    # unused columns take anything; the scaled ones reach Ridge as NaN
+    assert nullable_features(linear, X) == ["flag", "at"]
+    native = Pipeline([("pre", columns), ("hgb", HistGradientBoostingRegressor(max_iter=5))])
+    assert nullable_features(native.fit(X, y), X) == ["x", "count", "flag", "at"]
+
+
+def test_with_missing_types_each_null_as_a_request_reaches_the_model() -> None:
+    X, _ = _numbers(3)
+    out = with_missing(X, list(X.columns))
+    assert str(out["count"].dtype) == "Int64" and out["count"].isna().all()
+    assert out["x"].isna().all() and out["at"].isna().all()
+    assert out["flag"].tolist() == [None, None, None]
+    assert X.notna().all().all()  # the input is not changed

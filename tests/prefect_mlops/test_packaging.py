@@ -126,3 +126,16 @@ def test_logging_a_model_with_pickle_off_warns_nothing_and_it_loads(
         info = log_sklearn_model(model, X, run.info.run_id)
     assert not [r for r in caplog.records if "serving input" in r.getMessage()]
     assert np.allclose(load_pipeline(info.model_uri, settings.tracking_uri).predict(X), Y)
+
+
+def test_the_signature_marks_optional_exactly_the_features_the_model_takes_missing() -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+
+    from prefect_mlops.packaging import model_signature
+
+    imputed = ColumnTransformer([("a", SimpleImputer(), ["a"]), ("b", "passthrough", ["b"])])
+    model = make_pipeline(imputed, LinearRegression()).fit(X, Y)
+    example = X.assign(a=[np.nan, 2.0, 3.0, 4.0])  # a null in a, none in b
+    signature = model_signature(model, example)
+    assert {c.name: c.required for c in signature.inputs.inputs} == {"a": False, "b": True}

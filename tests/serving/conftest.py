@@ -30,6 +30,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 REGRESSOR = "demand"
 CLASSIFIER = "churn"
+# A regressor whose numbers are not imputed: temp, hum and hr must not be null (season and
+# weather still go through the categorical imputer).
+STRICT = "demand-strict"
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,12 @@ def register(
     alias: str | None = "champion",
     frame: pd.DataFrame | None = None,
     datetime_features: list[str] | None = None,
+    strict: bool = False,
 ) -> str:
     """Fit, log (skops, signature, example) and register a model version; return its number."""
     frame = synthetic_frame() if frame is None else frame
+    if strict:
+        frame = frame.fillna({"hum": 0.5})
     target = "demand" if task == "regression" else "churned"
     raw = _config(task, target, estimator, name)
     config = parse_config({**raw, "datetime_features": datetime_features or []})
@@ -99,6 +105,8 @@ def register(
     model = build_model(
         CandidateSpec(name=estimator, estimator=estimator, params={}, index=0), schema, 0
     )
+    if strict:
+        model.set_params(preprocess__numeric__impute="passthrough")
     y = frame[target] + shift if task == "regression" else frame[target]
     X = frame[schema.features]
     model.fit(X, y)
@@ -149,6 +157,7 @@ def _template_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         store = Store(uri, root, MlflowClient(tracking_uri=uri))
         register(store, REGRESSOR)
         register(store, CLASSIFIER, task="classification", estimator="logistic_regression")
+        register(store, STRICT, strict=True)
     finally:
         if previous is None:
             os.environ.pop("MLFLOW_TRACKING_URI")
@@ -193,6 +202,13 @@ def row(**changes: object) -> dict[str, object]:
     record: dict[str, object] = {"temp": 21.5, "hum": 0.4, "hr": 8, "season": 2, "weather": "mist"}
     record.update(changes)
     return record
+
+
+@pytest.fixture
+def strict(store: Store, tmp_path: Path) -> Iterator[TestClient]:
+    """The real app serving a regressor that refuses nulls in its numeric features."""
+    with TestClient(create_app(make_settings(store, tmp_path, model_name=STRICT))) as test_client:
+        yield test_client
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from mlflow.models import infer_signature
 from prefect_mlops.config import PipelineConfig, parse_config
 from prefect_mlops.estimators import build_model
 from prefect_mlops.features import infer_schema
-from prefect_mlops.packaging import load_pipeline
+from prefect_mlops.packaging import load_pipeline, model_signature
 from prefect_mlops.results import CandidateSpec
 from serving.app import create_app
 from serving.engines import (
@@ -45,7 +46,7 @@ def _fitted(task: str, estimator: str, frame: pd.DataFrame, **extra: object):
     model = build_model(CandidateSpec(name="c", estimator=estimator, params={}, index=0), schema, 0)
     X = frame[schema.features]
     model.fit(X, frame[target])
-    return model, X, InputSchema.from_signature(infer_signature(X, model.predict(X)))
+    return model, X, InputSchema.from_signature(model_signature(model, X))
 
 
 def test_onnx_regressor_matches_sklearn_on_rows_with_gaps() -> None:
@@ -53,6 +54,34 @@ def test_onnx_regressor_matches_sklearn_on_rows_with_gaps() -> None:
     engine = compile_onnx(model, schema, X.head(5))
     served = engine.predict(frame_to_columns(X, schema)).predictions
     np.testing.assert_allclose(served, model.predict(X), rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("task", "estimator"),
+    [("regression", "linear"), ("classification", "logistic_regression")],
+)
+def test_onnx_matches_sklearn_with_nulls_in_every_feature(task: str, estimator: str) -> None:
+    model, X, schema = _fitted(task, estimator, synthetic_frame())
+    assert all(not c.required for c in schema.columns)  # every feature is imputed
+    columns = _hard_rows(X, schema)
+    got = compile_onnx(model, schema, X.head(5)).predict(columns)
+    want = SklearnEngine(model, schema).predict(columns)
+    if task == "regression":
+        np.testing.assert_allclose(got.predictions, want.predictions, rtol=1e-9)
+    else:
+        assert list(got.predictions) == list(want.predictions)
+        np.testing.assert_allclose(got.probabilities, want.probabilities, atol=1e-12)
+
+
+def test_sklearn_engine_keeps_integer_categories_of_a_batch_with_a_null() -> None:
+    model, X, schema = _fitted("regression", "linear", synthetic_frame())
+    columns = frame_to_columns(X.head(4), schema)
+    alone = SklearnEngine(model, schema).predict(columns).predictions
+    columns = {
+        name: [*values, None if name == "season" else values[0]] for name, values in columns.items()
+    }
+    with_null = SklearnEngine(model, schema).predict(columns).predictions
+    np.testing.assert_allclose(with_null[:4], alone, rtol=1e-12)  # 2 stays "2", not "2.0"
 
 
 def test_onnx_classifier_matches_sklearn_labels_and_probabilities() -> None:
@@ -63,13 +92,18 @@ def test_onnx_classifier_matches_sklearn_labels_and_probabilities() -> None:
 
 
 def _hard_rows(X: pd.DataFrame, schema: InputSchema) -> dict[str, list]:
-    """Every row of X, then the same rows with gaps, unseen categories and missing times."""
+    """Every row of X, then the same rows with gaps in every feature (an integer-coded category
+    included), unseen categories and missing times."""
     columns = frame_to_columns(X, schema)
     rows = len(X)
     hard = {name: list(values) for name, values in columns.items()}
     for i in range(rows):
         if i % 3 == 0:
             hard["hum"][i] = None
+        if i % 7 == 4:
+            hard["temp"][i] = hard["hr"][i] = None
+        if i % 8 == 5:
+            hard["season"][i] = hard["weather"][i] = None
         if i % 4 == 1:
             hard["weather"][i] = "snow"  # never seen in training
         if i % 5 == 2:
@@ -138,6 +172,17 @@ def test_parity_check_rejects_an_engine_that_predicts_differently() -> None:
 
     with pytest.raises(CompileError, match="differ"):
         check_parity(engine, SklearnEngine(model, schema), X.head(5), schema)
+
+
+def test_parity_check_covers_rows_with_nulls() -> None:
+    model, X, schema = _fitted("regression", "linear", synthetic_frame())
+    engine = compile_onnx(model, schema, X.head(5))
+    imputes_else = copy.deepcopy(model)
+    imputes_else.named_steps["preprocess"].named_transformers_["numeric"]["impute"].statistics_ += 9
+    example = X.dropna().head(5)  # the example alone agrees: it has no gaps
+
+    with pytest.raises(CompileError, match=r"with nulls in \['temp', 'hum'"):
+        check_parity(engine, SklearnEngine(imputes_else, schema), example, schema)
 
 
 def test_served_hist_gradient_boosting_with_datetime_uses_onnx_and_matches_sklearn(

@@ -21,7 +21,15 @@ from serving.app import create_app
 from serving.auth import require_token
 from serving.fast_lane import LANE_ENDPOINTS, FastLane, lane_table
 from serving.routes import infer, invocations, predict
-from tests.serving.conftest import CLASSIFIER, REGRESSOR, Store, make_settings, row, split_of
+from tests.serving.conftest import (
+    CLASSIFIER,
+    REGRESSOR,
+    STRICT,
+    Store,
+    make_settings,
+    row,
+    split_of,
+)
 
 TOKEN = "lane-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -69,6 +77,7 @@ def anonymous(path: str, json: Any = None, content: bytes | None = None) -> Case
 
 ROWS = [row(), row(temp=5.0, hr=23, weather="rain"), row(hum=None, season=4)]
 ONE = {"records": [row()]}
+NULL_ROWS = [row(temp=None, season=None), row(hr=None, weather=None), {k: None for k in row()}]
 TENSORS = {"inputs": _tensors(row())}
 CSV_BODY = b"temp,hum,hr,season,weather\n21.5,,8,2,clear\n3.0,0.4,1,1,rain\n"
 CASES = {
@@ -84,6 +93,9 @@ CASES = {
     "predict missing column": post("/predict", {"records": [{"temp": 1.0}]}),
     "predict extra column": post("/predict", {"records": [row(colour="red")]}),
     "predict required null": post("/predict", {"records": [row(temp=None)]}),
+    "predict nulls everywhere": post("/predict", {"records": NULL_ROWS}),
+    "invocations nulls everywhere": post("/invocations", {"dataframe_split": split_of(NULL_ROWS)}),
+    "infer nulls everywhere": post(INFER, {"inputs": _tensors({k: None for k in row()})}),
     "predict non-finite": post("/predict", content=b'{"records": [{"temp": NaN}]}'),
     "predict empty batch": post("/predict", {"records": []}),
     "predict not an object": post("/predict", [1, 2]),
@@ -145,13 +157,14 @@ def _client(store: Store, folder: Path, model: str, lane: bool) -> TestClient:
     return TestClient(create_app(settings), follow_redirects=False)
 
 
-@pytest.fixture(scope="module", params=[REGRESSOR, CLASSIFIER, "absent"])
+@pytest.fixture(scope="module", params=[REGRESSOR, CLASSIFIER, STRICT, "absent"])
 def pair(
     request: pytest.FixtureRequest,
     _template_store: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Pair]:
-    """A regressor, a classifier and a model that cannot load, each served both ways."""
+    """A regressor, a classifier, a regressor refusing some nulls and a model that cannot load,
+    each served both ways."""
     work = tmp_path_factory.mktemp("lane")
     shutil.copy(_template_store / "mlflow.db", work / "mlflow.db")
     uri = f"sqlite:///{work / 'mlflow.db'}"

@@ -58,10 +58,11 @@ def test_null_is_accepted_for_a_column_the_signature_marks_optional(client: Test
     assert response.status_code == 200
 
 
-def test_null_is_refused_for_a_required_column(client: TestClient) -> None:
-    response = client.post("/predict", json={"records": [row(temp=None)]})
+def test_null_is_refused_for_a_required_column(strict: TestClient) -> None:
+    response = strict.post("/predict", json={"records": [row(temp=None)]})
     assert response.status_code == 400
     assert response.json()["field"] == "body.records[0].temp"
+    assert "does not impute" in response.json()["message"]
 
 
 def test_missing_column_is_named(client: TestClient) -> None:
@@ -84,14 +85,29 @@ def test_wrong_type_is_named(client: TestClient) -> None:
     assert response.json()["field"] == "body.records[1].hr"
 
 
-@pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity"])
-def test_non_finite_number_is_refused(client: TestClient, token: bytes) -> None:
-    body = (
+def _with_temp(token: bytes) -> bytes:
+    return (
         b'{"records": [{"temp": ' + token + b', "hum": 0.1, "hr": 1, "season": 1, "weather": "x"}]}'
     )
-    response = client.post("/predict", content=body)
+
+
+@pytest.mark.parametrize("token", [b"Infinity", b"-Infinity"])
+def test_infinite_number_is_refused(client: TestClient, token: bytes) -> None:
+    response = client.post("/predict", content=_with_temp(token))
     assert response.status_code == 400
     assert response.json()["field"] == "body.records[0].temp"
+
+
+def test_nan_is_refused_for_a_required_column(strict: TestClient) -> None:
+    response = strict.post("/predict", content=_with_temp(b"NaN"))
+    assert response.status_code == 400
+    assert response.json()["field"] == "body.records[0].temp"
+
+
+def test_nan_is_a_missing_value_for_an_imputed_column(client: TestClient) -> None:
+    nan = client.post("/predict", content=_with_temp(b"NaN")).json()["predictions"]
+    null = client.post("/predict", content=_with_temp(b"null")).json()["predictions"]
+    assert nan == null
 
 
 def test_empty_batch_is_refused(client: TestClient) -> None:
@@ -302,9 +318,9 @@ def test_bad_csv_gets_400_naming_the_problem(
     assert words in response.json()["message"]
 
 
-def test_required_value_missing_in_csv_names_the_cell(client: TestClient) -> None:
+def test_required_value_missing_in_csv_names_the_cell(strict: TestClient) -> None:
     body = b"temp,hum,hr,season,weather\n21.5,0.4,8,2,clear\n,0.4,8,2,clear\n"
-    response = client.post("/invocations", content=body, headers={"content-type": "text/csv"})
+    response = strict.post("/invocations", content=body, headers={"content-type": "text/csv"})
     assert response.status_code == 400
     assert response.json()["field"] == "csv.temp[1]"
 
