@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from prefect_mlops.cli_ops import OPS_RUNTIME_DEFAULTS, register_ops
 from prefect_mlops.errors import MlopsError
 from serving.cli import serve
 
@@ -31,7 +30,6 @@ RUNTIME_DEFAULTS = {
     "GX_ANALYTICS_ENABLED": "false",
     "MLFLOW_ENABLE_TELEMETRY": "false",
     "DO_NOT_TRACK": "true",
-    **OPS_RUNTIME_DEFAULTS,
 }
 
 
@@ -227,4 +225,3 @@ def simulate(
 
 
 app.command(name="serve")(serve)
-register_ops(app)

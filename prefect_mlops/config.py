@@ -97,6 +97,11 @@ class GateConfig(StrictModel):
         ge=0.0,
         description="relative gain over the champion required to move the champion alias",
     )
+    beat_baseline: bool = Field(
+        default=True,
+        description="the candidate must beat scikit-learn's DummyClassifier(most_frequent) on "
+        "balanced accuracy, or DummyRegressor(mean) on the primary metric",
+    )
 
 
 class ApprovalConfig(StrictModel):
@@ -162,6 +167,11 @@ class PipelineConfig(StrictModel):
     name: SafeName
     task: TaskType
     target: str
+    positive_label: str | int | bool | None = Field(
+        default=None,
+        description="positive class of a binary classifier (PR AUC, monitoring); "
+        "the training data's minority class when unset",
+    )
     source: Source
     features: list[str] | None = Field(
         default=None, description="feature columns; inferred from the data when omitted"
@@ -186,12 +196,27 @@ class PipelineConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> PipelineConfig:
-        from prefect_mlops.metrics import metric_names
+        from prefect_mlops.metrics import is_class_recall, metric_names
 
         names = metric_names(self.task)
-        unknown = sorted({self.gate.primary_metric, *self.gate.thresholds} - set(names))
+        per_class = self.task == TaskType.classification
+        unknown = sorted(
+            m
+            for m in {self.gate.primary_metric, *self.gate.thresholds}
+            if m not in names and not (per_class and is_class_recall(m))
+        )
         if unknown:
-            raise ValueError(f"gate names metrics {unknown} unknown for {self.task}; use {names}")
+            extra = " or recall_<class>" if per_class else ""
+            raise ValueError(
+                f"gate names metrics {unknown} unknown for {self.task}; use {names}{extra}"
+            )
+        if is_class_recall(self.gate.primary_metric) and self.gate.primary_metric not in names:
+            raise ValueError(
+                f"gate.primary_metric {self.gate.primary_metric!r}: a per-class recall can be "
+                f"a gate threshold, not the metric candidates are ranked on; use one of {names}"
+            )
+        if self.positive_label is not None and self.task != TaskType.classification:
+            raise ValueError("positive_label applies to task classification only")
         if self.target in self.exclude or self.target in (self.features or []):
             raise ValueError(f"target {self.target!r} must not be listed as a feature or exclusion")
         if self.split.strategy == "stratified" and self.task != TaskType.classification:

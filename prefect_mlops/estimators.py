@@ -22,7 +22,12 @@ from sklearn.pipeline import Pipeline
 from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.errors import ConfigError
 from prefect_mlops.features import build_preprocessor
-from prefect_mlops.metrics import cv_score_to_metric, higher_is_better, scorer_name
+from prefect_mlops.metrics import (
+    cv_score_to_metric,
+    higher_is_better,
+    scorer,
+    training_positive_label,
+)
 from prefect_mlops.results import CandidateScore, CandidateSpec, FeatureSchema
 from prefect_mlops.runtime import cpu_count, openmp_threads
 
@@ -127,6 +132,7 @@ def cross_validate_spec(
 ) -> tuple[np.ndarray, float]:
     """Per-fold scores of one candidate on the training part, and the seconds they took."""
     metric = config.gate.primary_metric
+    positive = training_positive_label(config.task, train[schema.target], config.positive_label)
     started = time.perf_counter()
     with openmp_threads(threads):
         cv = cross_validate(
@@ -134,7 +140,7 @@ def cross_validate_spec(
             train[schema.features],
             train[schema.target],
             cv=cv_splitter(config),
-            scoring=scorer_name(metric),
+            scoring=scorer(metric, positive),
             error_score="raise",
         )
     scores = np.array([cv_score_to_metric(metric, s) for s in cv["test_score"]])

@@ -1,4 +1,9 @@
-"""Evaluate: holdout metrics overall and per slice, diagnostic plots and feature importance."""
+"""Evaluate: holdout metrics overall and per slice, diagnostic plots and feature importance.
+
+Every evaluation also scores scikit-learn's dummy estimator on the same holdout (the bar the
+gate's baseline rule holds a candidate to), and a binary classifier's positive class is fixed
+here and recorded on the training run (`positive_label` tag) for monitoring to use.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,35 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
+from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.inspection import permutation_importance
-from sklearn.metrics import ConfusionMatrixDisplay, PredictionErrorDisplay, RocCurveDisplay
+from sklearn.metrics import (
+    ConfusionMatrixDisplay,
+    PrecisionRecallDisplay,
+    PredictionErrorDisplay,
+    RocCurveDisplay,
+    balanced_accuracy_score,
+)
 from sklearn.pipeline import Pipeline
 
 from prefect_mlops.config import PipelineConfig, TaskType
-from prefect_mlops.metrics import classification_metrics, regression_metrics, scorer_name
-from prefect_mlops.results import Evaluation, FeatureSchema
+from prefect_mlops.metrics import (
+    POSITIVE_LABEL_TAG,
+    Label,
+    classification_metrics,
+    encode_label,
+    plain_label,
+    regression_metrics,
+    resolve_positive_label,
+    scorer,
+)
+from prefect_mlops.results import BaselineScore, Evaluation, FeatureSchema
 
 MIN_SLICE_ROWS = 10
 IMPORTANCE_SAMPLE_ROWS = 2000
+# The metric a classifier must beat the majority-class dummy on: a constant answer scores
+# exactly 1 / number of classes whatever the class shares, where accuracy rewards it.
+BASELINE_CLASSIFICATION_METRIC = "balanced_accuracy"
 
 
 @dataclass(frozen=True)
@@ -45,24 +69,72 @@ def predict(model: Pipeline, frame: pd.DataFrame, schema: FeatureSchema) -> Pred
     return Predictions(model.classes_[proba.argmax(axis=1)], proba, model.classes_)
 
 
-def metrics_of(truth: pd.Series, predictions: Predictions) -> dict[str, float]:
+def metrics_of(
+    truth: pd.Series, predictions: Predictions, positive_label: Label | None = None
+) -> dict[str, float]:
     """The task type's metrics of precomputed predictions."""
     if predictions.proba is None or predictions.classes is None:
         return regression_metrics(truth, predictions.predicted)
     return classification_metrics(
-        truth, predictions.predicted, predictions.proba, predictions.classes
+        truth, predictions.predicted, predictions.proba, predictions.classes, positive_label
     )
 
 
 def holdout_metrics(
-    model: Pipeline, frame: pd.DataFrame, schema: FeatureSchema
+    model: Pipeline,
+    frame: pd.DataFrame,
+    schema: FeatureSchema,
+    positive_label: Label | None = None,
 ) -> dict[str, float]:
-    """The task type's metrics of `model` on `frame`."""
-    return metrics_of(frame[schema.target], predict(model, frame, schema))
+    """The task type's metrics of `model` on `frame` (binary: for `positive_label`, else the
+    minority class of `frame`)."""
+    return metrics_of(frame[schema.target], predict(model, frame, schema), positive_label)
+
+
+def positive_label_of(
+    model: Pipeline, holdout: pd.DataFrame, schema: FeatureSchema, config: PipelineConfig
+) -> Label | None:
+    """The binary positive class: the config's (checked against the classes the model was
+    trained on), else the holdout's minority class; None for regression and multiclass."""
+    classes = getattr(model, "classes_", None)
+    if schema.task != TaskType.classification or classes is None:
+        return None
+    return resolve_positive_label(classes, holdout[schema.target], config.positive_label)
+
+
+def baseline_score(
+    holdout: pd.DataFrame, schema: FeatureSchema, config: PipelineConfig
+) -> BaselineScore:
+    """scikit-learn's dummy on the holdout: the majority class scored on balanced accuracy, or
+    the mean scored on the primary metric.
+
+    The dummy is fitted on the holdout's own labels: its majority class or mean is then at
+    least as strong a bar as the training part's (a constant class scores 1 / classes on
+    balanced accuracy whichever it is).
+    """
+    features, truth = holdout[schema.features], holdout[schema.target]
+    if schema.task == TaskType.classification:
+        dummy = DummyClassifier(strategy="most_frequent").fit(features, truth)
+        answer = dummy.predict(features)
+        value = float(balanced_accuracy_score(truth, answer))
+        metric, name = BASELINE_CLASSIFICATION_METRIC, "DummyClassifier(strategy='most_frequent')"
+    else:
+        regressor = DummyRegressor(strategy="mean").fit(features, truth)
+        answer = regressor.predict(features)
+        metric, name = config.gate.primary_metric, "DummyRegressor(strategy='mean')"
+        value = regression_metrics(truth, answer)[metric]
+    first = plain_label(answer[0]) if len(answer) else ""
+    return BaselineScore(
+        estimator=name, metric=metric, value=value, predicts=f"{first!r} for every row"
+    )
 
 
 def slice_metrics(
-    frame: pd.DataFrame, predictions: Predictions, schema: FeatureSchema, columns: list[str]
+    frame: pd.DataFrame,
+    predictions: Predictions,
+    schema: FeatureSchema,
+    columns: list[str],
+    positive_label: Label | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Metrics per value of each slice column (values with too few rows are skipped)."""
     truth = frame[schema.target].reset_index(drop=True)
@@ -71,7 +143,7 @@ def slice_metrics(
         keys = frame[column].astype(str).reset_index(drop=True)
         result[column] = {
             str(value): {
-                **metrics_of(truth.iloc[rows], predictions.take(np.asarray(rows))),
+                **metrics_of(truth.iloc[rows], predictions.take(np.asarray(rows)), positive_label),
                 "rows": float(len(rows)),
             }
             for value, rows in keys.groupby(keys, sort=True).indices.items()
@@ -86,8 +158,11 @@ def _axes() -> tuple[Figure, Axes]:
     return fig, fig.add_subplot()
 
 
-def diagnostic_figures(truth: pd.Series, predictions: Predictions) -> dict[str, Figure]:
-    """Residual plots for regression; confusion matrix and ROC for classification."""
+def diagnostic_figures(
+    truth: pd.Series, predictions: Predictions, positive_label: Label | None = None
+) -> dict[str, Figure]:
+    """Residual plots for regression; confusion matrix, and ROC and precision-recall curves of
+    the positive class for binary classification."""
     figures: dict[str, Figure] = {}
     if predictions.proba is None:
         for kind in ("actual_vs_predicted", "residual_vs_predicted"):
@@ -99,17 +174,25 @@ def diagnostic_figures(truth: pd.Series, predictions: Predictions) -> dict[str, 
     ConfusionMatrixDisplay.from_predictions(truth, predictions.predicted, ax=ax)
     figures["confusion_matrix.png"] = fig
     classes = predictions.classes
-    if classes is not None and len(classes) == 2:
+    if classes is not None and len(classes) == 2 and truth.nunique() == 2:
+        positive = resolve_positive_label(classes, truth, positive_label)
+        score = predictions.proba[:, [plain_label(c) for c in classes].index(positive)]
         fig, ax = _axes()
-        RocCurveDisplay.from_predictions(
-            truth, predictions.proba[:, 1], pos_label=classes[1], ax=ax
-        )
+        RocCurveDisplay.from_predictions(truth, score, pos_label=positive, ax=ax)
         figures["roc_curve.png"] = fig
+        fig, ax = _axes()
+        PrecisionRecallDisplay.from_predictions(truth, score, pos_label=positive, ax=ax)
+        figures["precision_recall_curve.png"] = fig
     return figures
 
 
 def feature_importance(
-    model: Pipeline, frame: pd.DataFrame, schema: FeatureSchema, metric: str, seed: int
+    model: Pipeline,
+    frame: pd.DataFrame,
+    schema: FeatureSchema,
+    metric: str,
+    seed: int,
+    positive_label: Label | None = None,
 ) -> pd.Series:
     """Permutation importance of each input column on a sample of the holdout."""
     sample = frame.sample(n=min(len(frame), IMPORTANCE_SAMPLE_ROWS), random_state=seed)
@@ -117,7 +200,7 @@ def feature_importance(
         model,
         sample[schema.features],
         sample[schema.target],
-        scoring=scorer_name(metric),
+        scoring=scorer(metric, positive_label),
         n_repeats=3,
         random_state=seed,
     )
@@ -149,27 +232,37 @@ def evaluate_holdout(
     """Metrics overall and per slice, diagnostic plots and permutation importance."""
     predictions = predict(model, holdout, schema)  # once: metrics, slices and plots share it
     truth = holdout[schema.target]
+    positive = positive_label_of(model, holdout, schema, config)
     evaluation = Evaluation(
-        metrics=metrics_of(truth, predictions),
-        slices=slice_metrics(holdout, predictions, schema, config.slices),
+        metrics=metrics_of(truth, predictions, positive),
+        slices=slice_metrics(holdout, predictions, schema, config.slices, positive),
+        baseline=baseline_score(holdout, schema, config),
+        positive_label=positive,
     )
-    figures = diagnostic_figures(truth, predictions)
-    importance = feature_importance(model, holdout, schema, config.gate.primary_metric, config.seed)
+    figures = diagnostic_figures(truth, predictions, positive)
+    metric = config.gate.primary_metric
+    importance = feature_importance(model, holdout, schema, metric, config.seed, positive)
     figures["feature_importance.png"] = importance_figure(importance)
     return HoldoutReport(evaluation, figures, importance)
 
 
 def log_holdout_report(client: MlflowClient, run_id: str, report: HoldoutReport) -> None:
-    """Holdout metrics, slice metrics, importances and plots on the training run."""
+    """Holdout metrics, the baseline's score, slice metrics, importances and plots on the
+    training run; a binary classifier's positive class as the run's `positive_label` tag."""
     now = int(time.time() * 1000)
-    client.log_batch(
-        run_id,
-        metrics=[
-            Metric(f"holdout_{name}", value, now, 0)
-            for name, value in report.evaluation.metrics.items()
-            if np.isfinite(value)
-        ],
-    )
+    evaluation = report.evaluation
+    metrics = [
+        Metric(f"holdout_{name}", value, now, 0)
+        for name, value in evaluation.metrics.items()
+        if np.isfinite(value)
+    ]
+    if evaluation.baseline is not None and np.isfinite(evaluation.baseline.value):
+        metrics.append(
+            Metric(f"baseline_{evaluation.baseline.metric}", evaluation.baseline.value, now, 0)
+        )
+    client.log_batch(run_id, metrics=metrics)
+    if evaluation.positive_label is not None:
+        client.set_tag(run_id, POSITIVE_LABEL_TAG, encode_label(evaluation.positive_label))
     client.log_dict(run_id, report.evaluation.slices, "evaluation/slice_metrics.json")
     if report.importance is not None:
         importance = {str(k): float(v) for k, v in report.importance.items()}

@@ -44,6 +44,25 @@ def threshold_checks(evaluation: Evaluation, gate: GateConfig) -> list[GateCheck
     return checks
 
 
+def baseline_checks(evaluation: Evaluation, gate: GateConfig) -> list[GateCheck]:
+    """Better than scikit-learn's dummy on the same holdout (the majority class on balanced
+    accuracy, the mean on the primary metric): a model answering one class for every row fails
+    however high its accuracy on imbalanced data."""
+    baseline = evaluation.baseline
+    if not gate.beat_baseline or baseline is None:
+        return []
+    mine = evaluation.metrics.get(baseline.metric, math.nan)
+    ok = math.isfinite(mine) and is_better(baseline.metric, mine, baseline.value)
+    return [
+        GateCheck(
+            rule=f"{baseline.metric} better than {baseline.estimator}",
+            passed=ok,
+            detail=f"candidate {mine:.4g} vs {baseline.value:.4g} of the dummy answering "
+            f"{baseline.predicts}",
+        )
+    ]
+
+
 def champion_check(
     evaluation: Evaluation, champion: ChampionScore | None, gate: GateConfig
 ) -> GateCheck:
@@ -77,6 +96,7 @@ def decide(
     return GateDecision(
         checks=[
             *threshold_checks(evaluation, gate),
+            *baseline_checks(evaluation, gate),
             champion_check(evaluation, champion, gate),
             load_check,
         ],

@@ -98,11 +98,24 @@ class CandidateScore(BaseModel):
     run_id: str
 
 
+class BaselineScore(BaseModel):
+    """A scikit-learn dummy estimator's score on the same holdout: the bar any model must clear."""
+
+    estimator: str = Field(description="e.g. DummyClassifier(strategy='most_frequent')")
+    metric: str
+    value: float
+    predicts: str = Field(default="", description="what it answers for every row")
+
+
 class Evaluation(BaseModel):
-    """Holdout metrics overall and per slice."""
+    """Holdout metrics overall and per slice, and the dummy baseline they are judged against."""
 
     metrics: dict[str, float]
     slices: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict)
+    baseline: BaselineScore | None = None
+    positive_label: str | int | bool | None = Field(
+        default=None, description="the positive class of a binary classifier's metrics"
+    )
 
 
 class LoggedModel(BaseModel):

@@ -77,7 +77,13 @@ def run_drift_report(
     reference_frame, current_frame = scoring.scored_frames(scored)
     folder = Path(scored.current_uri).parent
     found = drift.compute_drift(
-        reference_frame, current_frame, config, scored.schema_problems, model.baseline, folder
+        reference_frame,
+        current_frame,
+        config,
+        scored.schema_problems,
+        model.baseline,
+        folder,
+        positive_label=model.positive_label,
     )
     return found.report
 

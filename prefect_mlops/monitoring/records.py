@@ -91,6 +91,9 @@ class MonitoredModel(BaseModel):
     baseline: dict[str, float] = Field(
         default_factory=dict, description="holdout metrics logged by its training run"
     )
+    positive_label: str | int | bool | None = Field(
+        default=None, description="a binary classifier's positive class, as its training chose"
+    )
 
 
 class WindowRef(BaseModel):
@@ -154,6 +157,10 @@ class DriftReport(BaseModel):
     )
     html_uri: str
     quality_html_uri: str | None = None
+    problems: list[str] = Field(
+        default_factory=list,
+        description="what could not be computed and why (the rest of the report stands)",
+    )
     reference_rows: int
     current_rows: int
     sampled: bool = False

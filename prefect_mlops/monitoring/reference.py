@@ -7,6 +7,7 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
+from prefect_mlops.metrics import POSITIVE_LABEL_TAG, decode_label
 from prefect_mlops.monitoring.records import MonitoredModel, ReferenceDataError
 from prefect_mlops.packaging import load_pipeline
 from prefect_mlops.registry import find_version
@@ -17,7 +18,8 @@ HOLDOUT_PREFIX = "holdout_"
 
 
 def resolve_monitored_model(client: MlflowClient, name: str, alias: str) -> MonitoredModel:
-    """The version behind `alias`, its training snapshot (lineage tags) and holdout metrics."""
+    """The version behind `alias`, its training snapshot (lineage tags), holdout metrics and,
+    for a binary classifier, the positive class its training run recorded."""
     version = find_version(client, name, alias)
     if version is None:
         raise ReferenceDataError(f"registered model {name!r} has no alias {alias!r}")
@@ -49,6 +51,7 @@ def resolve_monitored_model(client: MlflowClient, name: str, alias: str) -> Moni
             for key, value in metrics.items()
             if key.startswith(HOLDOUT_PREFIX)
         },
+        positive_label=decode_label(run_tags.get(POSITIVE_LABEL_TAG)),
     )
 
 

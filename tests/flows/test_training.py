@@ -196,7 +196,10 @@ def test_multiclass_sql_dataset_goes_through_the_same_flow(
 ) -> None:
     result = run_training(multiclass_config_path)
     assert result.promoted
-    assert set(result.evaluation.metrics) == {"accuracy", "f1", "roc_auc", "log_loss"}
+    assert set(result.evaluation.metrics) == {
+        *("accuracy", "balanced_accuracy", "f1", "roc_auc", "pr_auc", "log_loss"),
+        *("recall_high", "recall_low", "recall_mid"),
+    }
     assert result.evaluation.metrics["accuracy"] > 0.5
     client = client_for(settings)
     assert aliases(client, "rides-demand-class")["champion"] == "1"

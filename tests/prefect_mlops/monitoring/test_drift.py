@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -16,10 +17,15 @@ from prefect_mlops.monitoring.drift import (
     QUALITY_SNAPSHOT,
     compute_drift,
     data_definition,
+    quality_definition,
     sample_rows,
 )
 from prefect_mlops.monitoring.scoring import reference_schema
-from tests.prefect_mlops.monitoring.conftest import small_frame
+from tests.prefect_mlops.monitoring.conftest import (
+    classification_config,
+    labelled_frame,
+    small_frame,
+)
 
 
 def test_shifted_column_and_predictions_drift_and_steady_ones_do_not(
@@ -125,3 +131,93 @@ def test_drift_of_bikeshare_seasons_wraps_evidently_results(
     assert found.prediction is not None and found.prediction.drifted
     assert found.quality is not None and found.quality.current == pytest.approx(0.0)
     assert quality_snapshot is not None
+
+
+@pytest.mark.parametrize(
+    ("classes", "positive"),
+    [(["No", "Yes"], "Yes"), ([0, 1], 1), ([False, True], True)],
+    ids=["text", "integers", "booleans"],
+)
+def test_binary_labels_of_any_type_give_the_quality_report(
+    classes: list[object], positive: object
+) -> None:
+    config = classification_config()
+    reference = labelled_frame(300, seed=0, classes=classes)
+    current = labelled_frame(300, seed=1, classes=classes)
+    found = compute_drift(reference, current, config, [], {}, positive_label=positive)
+    assert found.report.problems == []
+    assert found.quality_snapshot is not None
+    quality = found.report.quality
+    assert quality is not None and quality.metric == "balanced_accuracy"
+    assert f"recall_{positive}" in quality.current_metrics
+    definition = quality_definition(config, positive)
+    assert definition.classification is not None
+    assert definition.classification[0].pos_label == positive
+
+
+def test_multiclass_labels_with_missing_values_give_the_quality_report() -> None:
+    config = classification_config()
+    frames = []
+    for seed in (0, 1):
+        frame = labelled_frame(300, seed=seed, classes=["low", "high"], share=0.4)
+        frame.loc[frame["x"] < -0.5, ["label", PREDICTION]] = "mid"
+        frame.loc[::7, "x"] = np.nan
+        frame.loc[::11, "kind"] = None
+        frames.append(frame)
+    frames[1].loc[::5, "label"] = None  # labels that have not arrived
+    found = compute_drift(frames[0], frames[1], config, [], {})
+    assert found.report.problems == [] and found.quality_snapshot is not None
+    quality = found.report.quality
+    assert quality is not None and quality.labeled_rows == 240
+    assert {"recall_low", "recall_mid", "recall_high"} <= set(quality.current_metrics)
+    assert {c.column for c in found.report.columns} == {"x", "kind"}
+
+
+def test_a_failed_quality_report_is_a_stated_problem_and_drift_stands() -> None:
+    config = classification_config(positive_label="Maybe")  # not a class of the data
+    reference = labelled_frame(300, seed=0, classes=["No", "Yes"])
+    current = labelled_frame(300, seed=1, classes=["No", "Yes"]).assign(x=lambda f: f["x"] + 3)
+    found = compute_drift(reference, current, config, [], {})
+    assert found.quality_snapshot is None
+    assert found.report.quality is not None  # scikit-learn's figures on the labels still hold
+    [problem] = found.report.problems
+    assert problem.startswith("quality report not produced by Evidently: ConfigError")
+    assert "positive_label 'Maybe'" in problem
+    assert "x" in found.report.drifted_columns
+
+
+def dated_frame(rows: int, seed: int, start: str) -> pd.DataFrame:
+    """A regression frame whose feature `date` runs daily from `start`."""
+    frame = small_frame(rows, seed)
+    return frame.assign(date=pd.date_range(start, periods=rows, freq="D"))
+
+
+def test_a_date_feature_drifts_on_the_parts_the_model_uses(
+    small_config: PipelineConfig,
+) -> None:
+    config = small_config.model_copy(update={"datetime_features": ["date"]})
+    reference = dated_frame(300, 0, "2024-01-01")
+    current = dated_frame(300, 1, "2024-01-01")
+    current["date"] = current["date"].dt.strftime("%Y-%m-%d")  # read back as text from a log
+    current.loc[:150, "date"] = "2024-06-15"
+    found = compute_drift(reference, current, config, [], {})
+    by_column = {c.column: c for c in found.report.columns}
+    assert "date" not in by_column
+    assert set(by_column) >= {"date_month", "date_day", "date_dayofweek", "date_hour"}
+    assert by_column["date_month"].drifted
+    assert by_column["date_month"].detail == "month of datetime feature date"
+    assert found.report.drifted_share == pytest.approx(1 / 4)  # date of steady, moving, kind, date
+    assert found.report.problems == []
+
+
+def test_a_date_feature_that_never_parses_is_skipped_with_its_reason(
+    small_config: PipelineConfig,
+) -> None:
+    config = small_config.model_copy(update={"datetime_features": ["date"]})
+    reference = small_frame(200, 0).assign(date="unknown")
+    found = compute_drift(reference, small_frame(200, 1).assign(date="unknown"), config, [], {})
+    date = next(c for c in found.report.columns if c.column == "date")
+    assert not date.drifted
+    assert found.report.problems == [
+        "date: skipped: no reference value parses as a date, nothing to compare"
+    ]

@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 
 from prefect_mlops.config import PipelineConfig, parse_config
+from prefect_mlops.errors import ConfigError
 from prefect_mlops.monitoring import PREDICTION
-from prefect_mlops.monitoring.quality import labelled_rows, quality_change
+from prefect_mlops.monitoring.quality import labelled_rows, positive_label_for, quality_change
 from tests.conftest import fast_config_dict
+from tests.prefect_mlops.monitoring.conftest import classification_config, labelled_frame
 
 
 def test_quality_needs_enough_labels(config: PipelineConfig) -> None:
@@ -43,3 +45,47 @@ def test_late_class_labels_take_the_type_of_the_predictions() -> None:
     assert rows["bikers"].dtype == rows[PREDICTION].dtype
     named = pd.DataFrame({"bikers": ["low", None, "high"], PREDICTION: ["low", "low", "mid"]})
     assert labelled_rows(named, config)["bikers"].tolist() == ["low", "high"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "predictions", "expected"),
+    [
+        (["Yes", None, "No"], np.array(["Yes", "No", "No"], dtype=object), ["Yes", "No"]),
+        ([1.0, np.nan, 0.0], np.array([1, 1, 0]), [1, 0]),
+        ([True, None, "false"], np.array([True, True, False]), [True, False]),
+        ([1, None, 0], np.array(["1", "1", "0"], dtype=object), ["1", "0"]),
+    ],
+    ids=["text", "integers-read-as-floats", "booleans-from-json", "integers-for-text-classes"],
+)
+def test_feedback_labels_take_the_type_of_the_model_classes(
+    labels: list[object], predictions: np.ndarray, expected: list[object]
+) -> None:
+    config = classification_config()
+    window = pd.DataFrame({"label": pd.Series(labels, dtype=object), PREDICTION: predictions})
+    rows = labelled_rows(window, config)
+    assert rows["label"].tolist() == expected
+    assert rows["label"].dtype == rows[PREDICTION].dtype
+
+
+def test_imbalanced_text_labels_judge_a_probability_metric_on_balanced_accuracy() -> None:
+    config = classification_config()  # primary metric pr_auc needs probabilities
+    window = labelled_frame(300, seed=1, classes=["No", "Yes"])
+    window[PREDICTION] = "No"  # the majority class for every row
+    quality = quality_change(labelled_rows(window, config), config, {"balanced_accuracy": 0.9})
+    assert quality is not None and quality.metric == "balanced_accuracy"
+    assert quality.current == pytest.approx(0.5)
+    assert quality.current_metrics["accuracy"] == pytest.approx(0.95, abs=0.01)
+    assert quality.current_metrics["recall_Yes"] == 0.0
+    assert quality.relative_change == pytest.approx(0.4 / 0.9)
+
+
+def test_positive_label_is_the_recorded_one_else_the_minority() -> None:
+    config = classification_config()
+    reference = labelled_frame(300, seed=0, classes=["No", "Yes"])
+    assert positive_label_for(reference, config, None) == "Yes"
+    assert positive_label_for(reference, config, "No") == "No"
+    numbers = labelled_frame(300, seed=0, classes=[0, 1])
+    assert positive_label_for(numbers, config, None) == 1
+    named = classification_config(positive_label="Maybe")
+    with pytest.raises(ConfigError, match=r"positive_label 'Maybe'.*classes are \['No', 'Yes'\]"):
+        positive_label_for(reference, named, None)
