@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from prefect_mlops.cli_ops import OPS_RUNTIME_DEFAULTS, register_ops
 from prefect_mlops.errors import MlopsError
 from serving.cli import serve
 
@@ -30,6 +31,7 @@ RUNTIME_DEFAULTS = {
     "GX_ANALYTICS_ENABLED": "false",
     "MLFLOW_ENABLE_TELEMETRY": "false",
     "DO_NOT_TRACK": "true",
+    **OPS_RUNTIME_DEFAULTS,
 }
 
 
@@ -225,3 +227,4 @@ def simulate(
 
 
 app.command(name="serve")(serve)
+register_ops(app)

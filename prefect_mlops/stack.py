@@ -1,9 +1,13 @@
-"""`mlops up` / `mlops down`: a local stack on loopback, started and stopped idempotently.
+"""`mlops up` / `down` / `status`: a supervised local stack on loopback.
 
 Prefect server, a process worker, an MLflow tracking server (SQLite backend, artifacts served) and
-the prediction service, each a child process in its own session with its log under
-`<stack_dir>/logs/` and its pid under `<stack_dir>/run/`. `down` stops only what `up` started
-(the pid files), and `up` twice starts no twins.
+the prediction service, each started in its own session (so its own process group, whose id is
+the launcher's pid) with its log under `<stack_dir>/logs/` and that id under `<stack_dir>/run/`.
+A service is *running* while its launcher lives, *orphaned* when the launcher died but processes
+of its group still do (MLflow's and Prefect's servers fork workers), *dead* when its group is
+empty. `up` starts what is stopped, restarts what died, stops and names orphans before starting
+again, and reports each service's health; `down` stops whole groups, orphans included, and only
+the groups `up` recorded; `up` twice starts no twins.
 """
 
 from __future__ import annotations
@@ -83,7 +87,19 @@ def stack_env(stack: StackSettings) -> dict[str, str]:
         "MLFLOW_ENABLE_TELEMETRY": "false",
         "GX_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "true",
+        # Fail in seconds when a server is down: MLflow's REST calls (default 120 s x 7 retries
+        # with backoff) and Prefect's client (default 60 s x 5 retries), unless already set.
+        **{key: os.environ.get(key, value) for key, value in FAIL_FAST.items()},
     }
+
+
+FAIL_FAST = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "PREFECT_API_REQUEST_TIMEOUT": "20",
+    "PREFECT_CLIENT_MAX_RETRIES": "3",
+}
 
 
 def services(stack: StackSettings, project_dir: Path) -> list[Service]:
@@ -168,12 +184,25 @@ def _log_file(stack: StackSettings, service: Service) -> Path:
     return stack.dir / "logs" / f"{service.name}.log"
 
 
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, process group) of a process from /proc, or None when it does not exist."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()  # the command name may hold spaces
+    return fields[0], int(fields[2])
+
+
 def _alive(pid: int) -> bool:
     try:
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False  # our own child, exited (reaped now)
     except ChildProcessError:
         pass  # started by an earlier `mlops up`: not ours to reap
+    stat = _proc_stat(pid)
+    if stat is not None:
+        return stat[0] != "Z"
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -181,16 +210,36 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def running_pid(stack: StackSettings, service: Service) -> int | None:
-    """The pid `up` recorded for a service, if that process is still alive."""
+def group_members(pgid: int) -> list[int]:
+    """The live processes of a process group (zombies excluded)."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # no procfs: all that can be told is whether the group is empty
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [pgid]
+    members = []
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            stat = _proc_stat(int(entry.name))
+            if stat is not None and stat[1] == pgid and stat[0] != "Z":
+                members.append(int(entry.name))
+    return sorted(members)
+
+
+def recorded_pid(stack: StackSettings, service: Service) -> int | None:
+    """The launcher pid (= process group id) `up` recorded for a service, alive or not."""
     path = _pid_file(stack, service)
     if not path.exists():
         return None
-    pid = int(path.read_text().strip())
-    if not _alive(pid):
-        path.unlink()  # a stale pid file from a crashed or rebooted stack
-        return None
-    return pid
+    return int(path.read_text().strip())
+
+
+def running_pid(stack: StackSettings, service: Service) -> int | None:
+    """The pid `up` recorded for a service, if that launcher is still alive."""
+    pid = recorded_pid(stack, service)
+    return pid if pid is not None and _alive(pid) else None
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -208,11 +257,61 @@ def _healthy(url: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class ServiceStatus:
+    """What `mlops status` shows of one service."""
+
+    name: str
+    state: str  # running | orphaned | dead | stopped
+    pid: int | None = None
+    members: tuple[int, ...] = ()
+    healthy: bool | None = None  # None: no health check (the worker), or not running
+    health_url: str | None = None
+
+    def line(self) -> str:
+        """One human line: state, group and health."""
+        group = f" (group {self.pid}: {len(self.members)} processes)" if self.members else ""
+        if self.state == "running":
+            health = {True: ", healthy", False: f", NOT answering {self.health_url}", None: ""}
+            return f"{self.name}: running, pid {self.pid}{group}{health[self.healthy]}"
+        if self.state == "orphaned":
+            pids = ", ".join(map(str, self.members))
+            return (
+                f"{self.name}: ORPHANED, launcher {self.pid} died, its group still runs pids {pids}"
+            )
+        if self.state == "dead":
+            return f"{self.name}: DEAD (pid {self.pid} and its group are gone)"
+        return f"{self.name}: stopped"
+
+
+def service_status(stack: StackSettings, service: Service) -> ServiceStatus:
+    """Running, orphaned, dead or stopped, from the recorded group; health when running."""
+    pid = recorded_pid(stack, service)
+    if pid is None:
+        return ServiceStatus(service.name, "stopped")
+    leader = _alive(pid)
+    members = tuple(group_members(pid))
+    if leader:
+        healthy = _healthy(service.health_url) if service.health_url else None
+        return ServiceStatus(service.name, "running", pid, members, healthy, service.health_url)
+    if members:
+        return ServiceStatus(service.name, "orphaned", pid, members)
+    return ServiceStatus(service.name, "dead", pid)
+
+
 def start_service(stack: StackSettings, service: Service) -> str:
-    """Start one service unless it is already running; wait until it answers."""
-    pid = running_pid(stack, service)
-    if pid is not None:
-        return f"{service.name}: already running (pid {pid})"
+    """Start one service unless it runs; restart it when it died, orphans stopped first."""
+    status = service_status(stack, service)
+    if status.state == "running":
+        return status.line().replace(": running,", ": already running,", 1)
+    notes = ""
+    if status.state == "orphaned":
+        stop_service(stack, service)
+        pids = ", ".join(map(str, status.members))
+        notes = f" (found orphans of its dead launcher {status.pid}: pids {pids}, stopped)"
+    elif status.state == "dead":
+        _pid_file(stack, service).unlink(missing_ok=True)
+        notes = f" (it had died: pid {status.pid})"
     if service.port is not None and port_in_use(stack.host, service.port):
         raise StackError(
             f"port {service.port} needed by {service.name} is already in use on {stack.host}; "
@@ -235,30 +334,59 @@ def start_service(stack: StackSettings, service: Service) -> str:
             stop_service(stack, service)
             raise StackError(f"{service.name} did not start (see {_log_file(stack, service)})")
         time.sleep(0.5)
-    return f"{service.name}: started (pid {process.pid}), log {_log_file(stack, service)}"
+    verb = "restarted" if notes else "started"
+    health = ", healthy" if service.health_url else ""
+    return (
+        f"{service.name}: {verb} (pid {process.pid}{health}){notes}, "
+        f"log {_log_file(stack, service)}"
+    )
 
 
 def stop_service(stack: StackSettings, service: Service, grace: float = 15.0) -> str:
-    """Stop a service `up` started (its whole process group); others are left alone."""
-    pid = running_pid(stack, service)
-    if pid is None:
+    """Stop a service `up` started: its whole process group, launcher alive or not."""
+    pid = recorded_pid(stack, service)
+    if pid is None or not group_members(pid):
+        _pid_file(stack, service).unlink(missing_ok=True)
         return f"{service.name}: not running"
+    count = len(group_members(pid))
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while _alive(pid) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        _alive(pid)  # reaps the launcher when it is our child
+        if not group_members(pid):
+            break
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)  # the group: children that outlived their parent too
+    _alive(pid)
     _pid_file(stack, service).unlink(missing_ok=True)
-    return f"{service.name}: stopped"
+    return f"{service.name}: stopped (group {pid}, {count} processes)"
 
 
-def stack_up(stack: StackSettings, project_dir: Path) -> list[str]:
-    """Start every service of the stack that is not running yet."""
-    return [start_service(stack, service) for service in services(stack, project_dir)]
+def _selected(stack: StackSettings, project_dir: Path, names: list[str] | None) -> list[Service]:
+    chosen = services(stack, project_dir)
+    if names is None:
+        return chosen
+    unknown = sorted(set(names) - {s.name for s in chosen})
+    if unknown:
+        raise StackError(f"unknown service(s) {unknown}; the stack has {[s.name for s in chosen]}")
+    return [s for s in chosen if s.name in names]
 
 
-def stack_down(stack: StackSettings, project_dir: Path) -> list[str]:
-    """Stop every service `up` started, in reverse order."""
-    return [stop_service(stack, service) for service in reversed(services(stack, project_dir))]
+def stack_up(stack: StackSettings, project_dir: Path, names: list[str] | None = None) -> list[str]:
+    """Start (or restart) every service of the stack, or only `names`, that is not running."""
+    return [start_service(stack, service) for service in _selected(stack, project_dir, names)]
+
+
+def stack_down(
+    stack: StackSettings, project_dir: Path, names: list[str] | None = None
+) -> list[str]:
+    """Stop every service `up` started (or only `names`), in reverse order."""
+    chosen = reversed(_selected(stack, project_dir, names))
+    return [stop_service(stack, service) for service in chosen]
+
+
+def stack_status(stack: StackSettings, project_dir: Path) -> list[ServiceStatus]:
+    """Each service's state, process group and health."""
+    return [service_status(stack, service) for service in services(stack, project_dir)]

@@ -104,8 +104,8 @@ def score_source(
             inputs = chunk[features]
             write(chunk.assign(prediction=predictions, model_version=model.version))
             if store is not None:
-                record = _record(model, f"{batch_id}-{index}", inputs, predictions)
-                dead += _log_chunk(store, record, label)
+                record = scored_record(model, f"{batch_id}-{index}", inputs, predictions)
+                dead += log_scored_chunk(store, record, label)
             rows, chunks = rows + len(chunk), chunks + 1
     if dead:
         get_run_logger().warning(
@@ -123,7 +123,7 @@ def score_source(
     )
 
 
-def _record(
+def scored_record(
     model: ModelVersionRef, request_id: str, rows: pd.DataFrame, predictions: np.ndarray
 ) -> PredictionRecord:
     """One prediction-log record for a scored chunk (no labels yet), marked as batch rows."""
@@ -133,7 +133,7 @@ def _record(
     )
 
 
-def _log_chunk(store: LogStore, record: PredictionRecord, label: str) -> int:
+def log_scored_chunk(store: LogStore, record: PredictionRecord, label: str) -> int:
     """Append a chunk as the service does (a refused row dead-lettered, the rest written); the
     rows dead-lettered. A log that is down fails the run, naming the log and the chunk."""
     outcome = log_isolated(store, "predictions", [record])

@@ -143,3 +143,20 @@ def test_feedback_for_a_request_answered_before_a_restart_is_found_in_the_log(
         cast(FastAPI, second.app).state.log.flush()
     labels = read_prediction_log(directory=settings.log_dir).set_index("row_index")["label"]
     assert labels[2] == "no" and labels[:1].isna().all()
+
+
+def test_the_writer_compacts_past_days_into_one_file(tmp_path: Path) -> None:
+    store = open_store(None, tmp_path / "log")
+    log = PredictionLog(store, ServiceMetrics(), flush_seconds=60, compact_seconds=0)
+    log.start()
+    for i in range(3):  # three flushes of rows stamped 2026-01-01: three files, then one
+        log.record(_record(i, 1))
+        log.flush()
+    log.close()
+    files = list((tmp_path / "log" / "predictions").rglob("*.parquet"))
+    assert [f.name.split("-")[0] for f in files] == ["compact"]
+    assert sorted(read_prediction_log(directory=tmp_path / "log")["request_id"]) == [
+        "r0",
+        "r1",
+        "r2",
+    ]

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
+import time
 
 import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from prefect_mlops.stack import StackError, StackSettings, stack_up
+from prefect_mlops.stack import (
+    StackError,
+    StackSettings,
+    port_in_use,
+    recorded_pid,
+    service_status,
+    services,
+    stack_down,
+    stack_up,
+)
 from tests.conftest import BIKESHARE_CONFIG, BIKESHARE_CSV
-from tests.system.conftest import BIN, ROOT, Stack
+from tests.system.conftest import BIN, ROOT, Stack, free_port
 
 pytestmark = pytest.mark.system
 MODEL = "bikeshare-demand"
@@ -104,3 +116,45 @@ def test_deploy_to_unreachable_server_names_it(stack: Stack) -> None:
     )
     assert result.returncode == 1
     assert "Prefect server at http://127.0.0.1:9/api is unreachable" in result.stderr
+
+
+def wait_for_state(settings: StackSettings, name: str, *wanted: str) -> str:
+    """The service's state once it is one of `wanted` (bounded: a kill takes effect at once)."""
+    service = next(s for s in services(settings, ROOT) if s.name == name)
+    for _ in range(100):
+        state = service_status(settings, service).state
+        if state in wanted:
+            return state
+        time.sleep(0.1)
+    return state
+
+
+def test_a_killed_mlflow_group_or_leader_is_restarted_by_up_and_down_leaves_no_listener(
+    tmp_path,
+) -> None:
+    settings = StackSettings(
+        dir=tmp_path / ".mlops",
+        prefect_port=free_port(),
+        mlflow_port=free_port(),
+        serve_port=free_port(),
+    )
+    only = ["mlflow-server"]
+    mlflow = next(s for s in services(settings, ROOT) if s.name == "mlflow-server")
+    try:
+        stack_up(settings, ROOT, only)
+        for kill, left in ((os.killpg, "dead"), (os.kill, "orphaned")):
+            pid = recorded_pid(settings, mlflow)
+            assert pid is not None
+            kill(pid, signal.SIGKILL)  # the whole group, then the launcher alone
+            assert wait_for_state(settings, "mlflow-server", left) == left
+
+            line = stack_up(settings, ROOT, only)[0]
+
+            assert line.startswith("mlflow-server: restarted"), line
+            assert ("found orphans" in line) == (left == "orphaned"), line
+            assert service_status(settings, mlflow).healthy
+        stack_down(settings, ROOT, only)
+        assert not port_in_use(settings.host, settings.mlflow_port)
+        assert service_status(settings, mlflow).state == "stopped"
+    finally:
+        stack_down(settings, ROOT, only)
