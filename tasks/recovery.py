@@ -1,11 +1,11 @@
 """Recovery tasks: every flow's first step finds runs that died without a word and closes them.
 
-A flow run counts as dead when the process recorded on it (`infrastructure_pid`, `host:pid`,
-which Prefect's process worker writes and `record_process` writes for in-process runs) is gone
-from this host, or, when that cannot be checked here (another host, nothing recorded), when
-neither it nor any of its task runs changed state for `MLOPS_CRASH_AFTER_SECONDS`. Dead runs are
-marked Crashed with their running task runs; prefect_mlops.recovery then closes what they left
-in MLflow. A Prefect server can also crash silent deployment runs itself (README, "Crashes").
+A flow run counts as dead when the process recorded on it (tag `mlops.process:host:pid`, which
+`record_process` adds when the run starts) is gone from this host, or, when that cannot be
+checked here (another host, nothing recorded), when neither it nor any of its task runs changed
+state for `MLOPS_CRASH_AFTER_SECONDS`. Dead runs are marked Crashed with their running task
+runs; prefect_mlops.recovery then closes what they left in MLflow. A Prefect server can also
+crash silent deployment runs itself (README, "Crashes, races and outages").
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from prefect_mlops.tracking import check_tracking_server, mlflow_client
 from tasks.locks import champion_lock
 
 FILESYSTEM_LEASES = "prefect.server.concurrency.lease_storage.filesystem"
+PROCESS_TAG = "mlops.process:"
 
 
 @task
@@ -60,10 +61,19 @@ def recover_crashed_runs(settings: Settings) -> RecoveryReport:
 
 
 def record_process(client: SyncPrefectClient, flow_run_id: UUID) -> None:
-    """Write `host:pid` of this process on its flow run, unless a worker already did."""
+    """Tag this run's flow run with `mlops.process:host:pid` (the worker's `infrastructure_pid`
+    is a bare pid that names no host, and the worker cancels runs through it: left alone)."""
     flow_run = client.read_flow_run(flow_run_id)
-    if not flow_run.infrastructure_pid:
-        client.update_flow_run(flow_run_id, infrastructure_pid=process_identity())
+    if _recorded_process(flow_run) is None:
+        tags = [*flow_run.tags, f"{PROCESS_TAG}{process_identity()}"]
+        client.update_flow_run(flow_run_id, tags=tags)
+
+
+def _recorded_process(flow_run: FlowRun) -> str | None:
+    for tag in flow_run.tags:
+        if tag.startswith(PROCESS_TAG):
+            return tag.removeprefix(PROCESS_TAG)
+    return None
 
 
 def recover(settings: Settings, exclude: str | None = None) -> RecoveryReport:
@@ -102,7 +112,7 @@ def _running_task_runs(client: SyncPrefectClient, flow_run: FlowRun) -> list[Tas
 
 
 def _is_dead(client: SyncPrefectClient, flow_run: FlowRun, settings: Settings) -> bool:
-    gone = process_gone(flow_run.infrastructure_pid)
+    gone = process_gone(_recorded_process(flow_run) or flow_run.infrastructure_pid)
     if gone is not None:
         return gone
     changes = [flow_run.state.timestamp] if flow_run.state else []
@@ -115,7 +125,7 @@ def _is_dead(client: SyncPrefectClient, flow_run: FlowRun, settings: Settings) -
 
 
 def _crash(client: SyncPrefectClient, flow_run: FlowRun) -> None:
-    where = flow_run.infrastructure_pid or "an unrecorded process"
+    where = _recorded_process(flow_run) or flow_run.infrastructure_pid or "an unrecorded process"
     message = f"its process ({where}) died without reporting; closed by the recovery pass"
     for task_run in _running_task_runs(client, flow_run):
         client.set_task_run_state(task_run.id, Crashed(message=message), force=True)

@@ -24,7 +24,7 @@ from prefect_mlops.registry import (
     version_by_alias,
 )
 from prefect_mlops.settings import Settings
-from tasks.recovery import recover
+from tasks.recovery import PROCESS_TAG, recover
 
 MODEL = "crash-demand"
 
@@ -52,7 +52,7 @@ def running_flow_run(identity: str) -> tuple[str, str]:
     """A Running flow run with a Running task run, recorded as run by `identity`."""
     with get_client(sync_client=True) as client:
         run = client.create_flow_run(killed_flow, state=Running())
-        client.update_flow_run(run.id, infrastructure_pid=identity)
+        client.update_flow_run(run.id, tags=[f"{PROCESS_TAG}{identity}"])
         task_run = client.create_task_run(killed_task, run.id, "0", state=Running())
     return str(run.id), str(task_run.id)
 
