@@ -476,7 +476,12 @@ def compact_folder(folder: Path) -> int:
         live = _live_files(folder)
         if len(live) <= 1 and len(files) == len(live):
             return 0
-        merged = pa.concat_tables([pq.read_table(f) for f in live], promote_options="permissive")
+        tables = [pq.read_table(f) for f in live]
+        merged = (
+            _concat_files(tables)
+            if "features" in tables[0].column_names
+            else (pa.concat_tables(tables, promote_options="permissive"))
+        )
         names = [f.name for f in files]  # leftovers of an interrupted compaction included
         merged = merged.replace_schema_metadata({_REPLACES: json.dumps(names).encode()})
         _write_file(folder, merged, prefix=COMPACTED_PREFIX)
@@ -598,12 +603,39 @@ def _parquet_predictions(
     tables = [t for t in tables if t.num_rows]
     if not tables:
         return _empty_predictions()
-    table = (
-        tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
-    )
+    table = tables[0] if len(tables) == 1 else _concat_files(tables)
     if since is not None:
         table = table.filter(pc.field("timestamp") > since)
     return table
+
+
+def _concat_files(tables: list[pa.Table]) -> pa.Table:
+    """Files of one model in one table, types unified (int and float give float, a column all
+    null takes the other files' type); a feature whose files disagree beyond that (text in one,
+    numbers in another) is read as text rather than failing the whole window."""
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        kinds: dict[str, set[pa.DataType]] = {}
+        for table in tables:
+            for field in table.schema.field("features").type:
+                if not pa.types.is_null(field.type):
+                    kinds.setdefault(field.name, set()).add(field.type)
+        mixed = {name for name, types in kinds.items() if len(types) > 1}
+        return pa.concat_tables(
+            [_features_as_text(t, mixed) for t in tables], promote_options="permissive"
+        )
+
+
+def _features_as_text(table: pa.Table, names: set[str]) -> pa.Table:
+    struct = table.column("features").combine_chunks()
+    fields = [struct.type.field(i) for i in range(struct.type.num_fields)]
+    arrays = [
+        struct.field(i).cast(pa.string()) if f.name in names else struct.field(i)
+        for i, f in enumerate(fields)
+    ]
+    features = pa.StructArray.from_arrays(arrays, names=[f.name for f in fields])
+    return table.set_column(table.schema.get_field_index("features"), "features", features)
 
 
 def _legacy_predictions(path: Path, model_name: str) -> pa.Table:

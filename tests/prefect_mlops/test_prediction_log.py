@@ -223,3 +223,11 @@ def test_compaction_merges_a_past_day_into_one_file_without_losing_or_doubling_r
     store.compact(before_day="2026-01-02")  # the leftover goes with the next compaction
     assert len(list(folder.glob("*.parquet"))) == 1
     assert store.compact(before_day="2026-01-01") == 0  # today's folders are left alone
+
+
+def test_a_feature_sent_as_text_and_as_numbers_reads_as_text(tmp_path: Path) -> None:
+    store = ParquetStore(tmp_path / "log")
+    store.append_predictions([_record("a", [0.0])._replace(columns={"zone": [7]})])
+    store.append_predictions([_record("b", [0.0])._replace(columns={"zone": ["north"]})])
+    features = read_model_log("demand", directory=tmp_path / "log").features
+    assert features["zone"].tolist() == ["7", "north"]
