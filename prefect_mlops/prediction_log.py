@@ -736,9 +736,7 @@ def _join_labels(
 
 
 def _struct_frame(column: pa.ChunkedArray) -> pd.DataFrame:
-    struct = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
-    if isinstance(struct, pa.ChunkedArray):  # no chunks at all
-        struct = pa.array([], column.type)
+    struct = column.combine_chunks()
     return pd.DataFrame(
         {field.name: struct.field(i).to_pandas() for i, field in enumerate(struct.type)},
         index=range(len(struct)),
