@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from prefect_mlops.prediction_log import open_store
 from prefect_mlops.runtime import refuse_pickle_loading
+from prefect_mlops.settings import Settings
+from prefect_mlops.tracking import bound_http_calls
 from serving.auth import resolve_token
 from serving.docs import docs
 from serving.fast_lane import FastLane
@@ -57,6 +62,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServeSettings = app.state.settings
     refuse_pickle_loading()  # before any model is read; see prefect_mlops.runtime
+    bound_http_calls(Settings())  # a down registry fails a look-up in seconds, not minutes
     app.state.token = await resolve_token(settings)
     if app.state.token is None:
         logger.warning(
@@ -90,7 +96,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _follow_alias(predictor: Predictor, seconds: float) -> None:
-    """Poll the alias; a new version is loaded off the event loop and swapped in whole."""
+    """Poll the alias every `seconds` (a fixed schedule, so a slow load does not push the next
+    look-up back); a new version is loaded and warmed on a thread of its own, never the event
+    loop's nor one a heavy request waits for, and swapped in whole."""
+    limiter = anyio.CapacityLimiter(1)
+    due = time.monotonic()
     while True:
-        await asyncio.sleep(seconds)
-        await run_in_threadpool(predictor.try_refresh)
+        due = max(due + seconds, time.monotonic())
+        await asyncio.sleep(due - time.monotonic())
+        await anyio.to_thread.run_sync(predictor.try_refresh, limiter=limiter)

@@ -46,6 +46,11 @@ class ServiceMetrics:
             ["name", "version", "engine"],
             registry=self.registry,
         )
+        self.registry_reachable = Gauge(
+            "mlops_serve_registry_reachable",
+            "1 while the model registry answered the last alias look-up, 0 when it did not",
+            registry=self.registry,
+        )
         self.reloads = Counter(
             "mlops_serve_model_reloads",
             "model loads by outcome",

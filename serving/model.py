@@ -12,7 +12,13 @@ from mlflow.tracking import MlflowClient
 
 from prefect_mlops.packaging import load_packaged
 from prefect_mlops.registry import registry_client, require_version
-from serving.engines import CompileError, Engine, SklearnEngine, compile_onnx
+from serving.engines import (
+    CompileError,
+    Engine,
+    SklearnEngine,
+    compile_onnx,
+    frame_to_columns,
+)
 from serving.schema import InputSchema
 from serving.settings import ServeSettings
 
@@ -63,6 +69,7 @@ def load_version(client: MlflowClient, settings: ServeSettings, version: str) ->
     pipeline, meta, example = packaged.model, packaged.metadata, packaged.input_example
     schema = InputSchema.from_signature(meta.signature, max_rows=settings.max_rows)
     engine, note = choose_engine(pipeline, schema, example, settings.use_onnx)
+    warm_up(engine, schema, example)
     classes = getattr(pipeline, "classes_", None) if hasattr(pipeline, "predict_proba") else None
     logger.info(
         "loaded %s v%s with the %s engine %s", settings.model_name, version, engine.name, note
@@ -95,6 +102,13 @@ def choose_engine(
     except CompileError as exc:
         logger.warning("serving with scikit-learn: %s", exc)
         return fallback, str(exc)
+
+
+def warm_up(engine: Engine, schema: InputSchema, example: Any) -> None:
+    """Answer the input example once on the loading thread, so the first request after a swap
+    does not pay for lazy set-up (scikit-learn's first call, ONNX Runtime's first run)."""
+    if isinstance(example, pd.DataFrame) and not example.empty:
+        engine.predict(frame_to_columns(example[schema.names], schema))
 
 
 def _plain(value: Any) -> Any:

@@ -9,12 +9,14 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from prefect_mlops.errors import RegistryError
 from prefect_mlops.prediction_log import FeedbackRecord, PredictionRecord
 from serving.errors import InputError, NotReadyError, UnknownModelError
 from serving.log_writer import PredictionLog
@@ -26,6 +28,10 @@ from serving.settings import ServeSettings
 logger = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_URL = re.compile(r"(?P<scheme>[A-Za-z][\w+.-]*://)(?:[^/@\s]*@)?(?P<rest>[^\s?#]*)(?:[?#]\S*)?")
+# Error codes of an MlflowException that no registry sent: the call did not reach it (refused,
+# timed out, DNS) or its store failed underneath it.
+_NO_ANSWER = frozenset({"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "ENDPOINT_NOT_FOUND"})
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,25 @@ class Prediction:
     model: LoadedModel
     predictions: list[Any]
     probabilities: list[list[float]] | None
+
+
+@dataclass(frozen=True)
+class RegistryStatus:
+    """Whether the registry answered the service's last look-up of the alias (apart from
+    readiness: a loaded model keeps serving while the registry is down)."""
+
+    uri: str
+    reachable: bool | None = None  # None: not asked yet
+    checked_at: float | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "uri": self.uri,
+            "reachable": self.reachable,
+            "checked_at": self.checked_at,
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True)
@@ -64,6 +89,7 @@ class Predictor:
         self._current: LoadedModel | None = None
         self._reason = "the model has not been loaded yet"
         self._reload_lock = threading.Lock()
+        self._registry = RegistryStatus(public_uri(settings.registry_uri or settings.tracking_uri))
         self._answered: dict[str, int] = {}  # request id -> rows, oldest first, bounded
         self._answered_lock = threading.Lock()
 
@@ -74,6 +100,10 @@ class Predictor:
     @property
     def not_ready_reason(self) -> str | None:
         return None if self._current is not None else self._reason
+
+    @property
+    def registry(self) -> RegistryStatus:
+        return self._registry
 
     def model(self, name: str | None = None) -> LoadedModel:
         """The model to answer one request with (read once per request)."""
@@ -144,7 +174,7 @@ class Predictor:
         with self._reload_lock:
             previous = self._current.version if self._current else None
             try:
-                version = resolve_alias(self._client, self.settings)
+                version = self._resolve_alias()
                 if version == previous:
                     return RefreshOutcome(version, previous, changed=False)
                 loaded = load_version(self._client, self.settings, version)
@@ -157,15 +187,43 @@ class Predictor:
             self._current = loaded  # one reference assignment: requests see old or new, whole
             self._metrics.reloads.labels("loaded").inc()
             self._metrics.model_loaded(loaded.name, loaded.version, loaded.engine.name)
-            _freeze_heap()
+            # Exempt the long-lived heap (libraries, model) from garbage collection scans:
+            # parsing a large request allocates enough objects to trigger full collections,
+            # each of which would otherwise walk everything MLflow, pandas and scikit-learn
+            # made (tens of ms). Freezing is O(1); no gc.collect() here: a full collection
+            # holds the GIL for hundreds of ms and stalled every request during a swap.
+            gc.freeze()
             return RefreshOutcome(version, previous, changed=True)
+
+    def _resolve_alias(self) -> str:
+        """The alias's version, noting whether the registry answered."""
+        try:
+            version = resolve_alias(self._client, self.settings)
+        except Exception as exc:
+            answered = isinstance(exc, RegistryError) or (
+                isinstance(exc, MlflowException) and exc.error_code not in _NO_ANSWER
+            )
+            self._note_registry(answered, None if answered else _public_error(exc))
+            raise
+        self._note_registry(True, None)
+        return version
+
+    def _note_registry(self, reachable: bool, error: str | None) -> None:
+        status = replace(self._registry, reachable=reachable, checked_at=time.time(), error=error)
+        if reachable != self._registry.reachable:
+            self._metrics.registry_reachable.set(int(reachable))
+            if not reachable:
+                logger.warning("the registry %s is unreachable: %s", status.uri, error)
+        self._registry = status
 
     def try_refresh(self) -> RefreshOutcome | None:
         """`refresh`, logging instead of raising (for start-up and the poller)."""
         try:
             return self.refresh()
-        except Exception:  # reported through readiness and metrics; the old model stays
-            logger.exception("loading %s failed", self.settings.model_uri)
+        except Exception as exc:  # reported through readiness and metrics; the old model stays
+            # the error without credentials; the traceback (whose URLs may hold them) at debug
+            logger.error("loading %s failed: %s", self.settings.model_uri, _public_error(exc))
+            logger.debug("loading %s failed", self.settings.model_uri, exc_info=True)
             return None
 
 
@@ -200,12 +258,13 @@ def _predicts_floats(model: LoadedModel) -> bool:
     return bool(kinds) and kinds <= {"double", "float", "float64", "float32"}
 
 
-def _freeze_heap() -> None:
-    """Exempt the long-lived heap (libraries, model) from garbage collection scans.
+def public_uri(uri: str) -> str:
+    """A store URI as it may be shown: no user, password or query (where tokens go)."""
+    return _URL.sub(lambda m: m["scheme"] + m["rest"], uri)
 
-    Parsing a large request allocates enough objects to trigger full collections, and each
-    would otherwise walk every object MLflow, pandas and scikit-learn created (tens of ms).
-    """
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
+
+def _public_error(exc: Exception) -> str:
+    """The first line of an error, its URLs without credentials, bounded."""
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    text = public_uri(text)
+    return text if len(text) <= 400 else f"{text[:240]} ... {text[-150:]}"  # keep the cause

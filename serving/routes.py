@@ -50,16 +50,26 @@ async def live() -> dict[str, bool]:
 
 @private.get("/health", tags=["health"])
 async def health(predictor: PredictorDep) -> Response:
-    """Liveness and readiness, with the reason when not ready."""
-    body = {"live": True, "ready": predictor.ready, "reason": predictor.not_ready_reason}
+    """Liveness and readiness, with the reason when not ready, and whether the registry answered
+    the last alias look-up (a loaded model stays ready while the registry is down)."""
+    body = {
+        "live": True,
+        "ready": predictor.ready,
+        "reason": predictor.not_ready_reason,
+        "registry": predictor.registry.as_dict(),
+    }
     return json_response(body, status_code=200 if predictor.ready else 503)
 
 
 @private.get("/v2/health/ready", tags=["open inference protocol"])
 @private.get("/ping", tags=["mlflow"])
 async def ready(predictor: PredictorDep) -> Response:
-    """200 once a model is loaded, else 503 with the reason."""
-    body = {"ready": predictor.ready, "reason": predictor.not_ready_reason}
+    """200 once a model is loaded, else 503 with the reason; the registry's reachability apart."""
+    body = {
+        "ready": predictor.ready,
+        "reason": predictor.not_ready_reason,
+        "registry": predictor.registry.as_dict(),
+    }
     return json_response(body, status_code=200 if predictor.ready else 503)
 
 
