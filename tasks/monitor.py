@@ -84,6 +84,7 @@ def run_drift_report(
         model.baseline,
         folder,
         positive_label=model.positive_label,
+        holdout=scoring.scored_holdout(scored),
     )
     return found.report
 

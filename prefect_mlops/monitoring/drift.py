@@ -288,19 +288,23 @@ def compute_drift(
     baseline: dict[str, float],
     folder: Path | None = None,
     positive_label: Label | None = None,
+    holdout: pd.DataFrame | None = None,
 ) -> DriftRun:
     """Run Evidently on (a sample of) both sides and wrap what it found.
 
     With `folder`, the HTML reports and the snapshots (`report.html`, `evidently-snapshot.json`,
     and where labels arrived `quality.html`, `evidently-quality.json`) are written there.
-    `positive_label` is the binary positive class the version's training recorded.
+    `positive_label` is the binary positive class the version's training recorded; `holdout`
+    (its holdout rows with predictions) is the quality report's reference side, which is the
+    training snapshot (partly in-sample) without it.
     """
     schema = reference_schema(reference, config)
     broken = {p.split(":", 1)[0] for p in problems}
     features = [c for c in schema.features if c not in broken]
     dates = [c for c in schema.datetime if c in features]
     with_prediction = PREDICTION in current.columns and PREDICTION in reference.columns
-    quality = run_quality(reference, current, config, baseline, positive_label)
+    quality_reference = reference if holdout is None else holdout
+    quality = run_quality(quality_reference, current, config, baseline, positive_label)
     cap, seed = config.monitoring.max_rows, config.seed
     extra = [PREDICTION] if with_prediction else []
     ref_part = sample_rows(reference[[*features, *extra]], cap, seed)

@@ -94,6 +94,9 @@ class MonitoredModel(BaseModel):
     positive_label: str | int | bool | None = Field(
         default=None, description="a binary classifier's positive class, as its training chose"
     )
+    holdout_uri: str | None = Field(
+        default=None, description="the training run's holdout split, when its file still exists"
+    )
 
 
 class WindowRef(BaseModel):
@@ -118,6 +121,10 @@ class ScoredRefs(BaseModel):
     reference_rows: int
     current_rows: int
     prediction_source: Literal["model", "log", "none"]
+    holdout_uri: str | None = Field(
+        default=None, description="the version's holdout: the quality report's reference side"
+    )
+    holdout_predictions_uri: str | None = None
     schema_problems: list[str] = Field(default_factory=list)
 
 

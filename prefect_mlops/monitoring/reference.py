@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from prefect_mlops.metrics import POSITIVE_LABEL_TAG, decode_label
@@ -15,6 +19,25 @@ from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import use_tracking
 
 HOLDOUT_PREFIX = "holdout_"
+# The MLflow dataset-input tag naming the role of a training run's split ("holdout").
+DATASET_CONTEXT_TAG = "mlflow.data.context"
+
+
+def holdout_path(run: Run | None) -> str | None:
+    """The local holdout split a training run logged as its `holdout` dataset input, if the file
+    is still there (the quality report's reference: rows the model never trained on)."""
+    inputs = run.inputs.dataset_inputs if run is not None and run.inputs else []
+    for item in inputs:
+        if not any(t.key == DATASET_CONTEXT_TAG and t.value == "holdout" for t in item.tags):
+            continue
+        try:
+            uri = str(json.loads(item.dataset.source).get("uri", ""))
+        except (ValueError, AttributeError):
+            return None
+        parsed = urlparse(uri)
+        path = Path(url2pathname(parsed.path)) if parsed.scheme == "file" else Path(uri)
+        return str(path) if path.is_file() else None
+    return None
 
 
 def resolve_monitored_model(client: MlflowClient, name: str, alias: str) -> MonitoredModel:
@@ -52,6 +75,7 @@ def resolve_monitored_model(client: MlflowClient, name: str, alias: str) -> Moni
             if key.startswith(HOLDOUT_PREFIX)
         },
         positive_label=decode_label(run_tags.get(POSITIVE_LABEL_TAG)),
+        holdout_uri=holdout_path(run),
     )
 
 

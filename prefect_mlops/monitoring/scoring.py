@@ -48,6 +48,7 @@ def score_windows(
     """Predict reference and current rows with `estimator` (logged predictions as fallback).
 
     Only the predictions are written (one column beside the window): the data is already on disk.
+    The version's holdout, when its file remains, is scored too: the quality report's reference.
     """
     reference = read_parquet(model.snapshot_uri)
     current = read_parquet(window.uri)
@@ -60,6 +61,14 @@ def score_windows(
         estimator, reference, schema.features, f"reference snapshot {model.snapshot_uri}", label
     )
     write_predictions(scored_reference, reference_predictions)
+    holdout_predictions = None
+    if model.holdout_uri:
+        holdout = read_parquet(model.holdout_uri)
+        holdout_predictions = folder / "holdout-predictions.parquet"
+        scored_holdout = predict_rows(
+            estimator, holdout, schema.features, f"holdout {model.holdout_uri}", label
+        )
+        write_predictions(scored_holdout, holdout_predictions)
     source, current_predictions = "model", None
     if not problems:
         current_predictions = folder / "current-predictions.parquet"
@@ -79,8 +88,19 @@ def score_windows(
         reference_rows=len(reference),
         current_rows=len(current),
         prediction_source=source,
+        holdout_uri=model.holdout_uri if holdout_predictions else None,
+        holdout_predictions_uri=str(holdout_predictions) if holdout_predictions else None,
         schema_problems=problems,
     )
+
+
+def scored_holdout(scored: ScoredRefs) -> pd.DataFrame | None:
+    """The version's holdout with its predictions, when it was scored (else None)."""
+    if not scored.holdout_uri or not scored.holdout_predictions_uri:
+        return None
+    holdout = read_parquet(scored.holdout_uri)
+    holdout[PREDICTION] = read_parquet(scored.holdout_predictions_uri)[PREDICTION].to_numpy()
+    return holdout
 
 
 def scored_frames(scored: ScoredRefs) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -221,3 +221,18 @@ def test_a_date_feature_that_never_parses_is_skipped_with_its_reason(
     assert found.report.problems == [
         "date: skipped: no reference value parses as a date, nothing to compare"
     ]
+
+
+def test_the_quality_report_takes_the_holdout_as_its_reference(
+    small_config: PipelineConfig,
+) -> None:
+    reference, current = small_frame(300, 0), small_frame(300, 1)
+    with_holdout = compute_drift(
+        reference, current, small_config, [], {}, holdout=small_frame(80, 2)
+    )
+    assert with_holdout.quality_snapshot is not None and with_holdout.report.problems == []
+    unlabelled = small_frame(80, 2).drop(columns=["y"])  # proves which side the report reads
+    found = compute_drift(reference, current, small_config, [], {}, holdout=unlabelled)
+    assert found.quality_snapshot is None
+    assert found.report.problems[0].startswith("quality report not produced by Evidently")
+    assert found.report.quality is not None and found.report.drifted_columns == []
