@@ -2,13 +2,23 @@
 
 Prefect's own errors for an unreachable server or a missing pool are long tracebacks; these
 checks name what is wrong and how to fix it before anything is deployed.
+
+`mlops deploy --config PIPELINE.yaml` deploys one model beside the others on the server: its
+own `train-<model>`, `monitor-<model>` and `score-<model>` deployments and a `retrain-<model>`
+trigger that listens to that model's events only. They are made from prefect.yaml's training,
+monitoring and scoring deployments (work pool, schedules, concurrency, trigger posture and pull
+steps), with the model's names and parameters, and created by `prefect deploy` like the rest.
 """
 
 from __future__ import annotations
 
+import copy
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -16,7 +26,19 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
+from prefect_mlops.config import PipelineConfig
 from prefect_mlops.errors import MlopsError
+from prefect_mlops.monitoring import model_resource_id
+from prefect_mlops.preflight import load_checked_config
+from prefect_mlops.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The deployments of prefect.yaml a model's own deployments are made from, by entrypoint.
+TEMPLATES = {
+    "train": "flows/training.py:training_flow",
+    "monitor": "flows/monitoring.py:monitoring_flow",
+    "score": "flows/scoring.py:scoring_flow",
+}
 
 
 class DeployError(MlopsError):
@@ -67,6 +89,117 @@ def deploy_all(prefect_yaml: Path) -> int:
     """Check, then run `prefect deploy --all` for the given prefect.yaml; its exit code."""
     url = check_server()
     check_work_pools(work_pools_in(prefect_yaml), url)
+    return _prefect_deploy(prefect_yaml, url, capture=False).returncode
+
+
+def project_path(path: Path) -> str:
+    """A path as a worker in the project checkout reads it: relative when inside the project."""
+    resolved = path.resolve()
+    return (
+        str(resolved.relative_to(PROJECT_ROOT))
+        if resolved.is_relative_to(PROJECT_ROOT)
+        else str(resolved)
+    )
+
+
+def model_deployments(
+    config: PipelineConfig, config_path: str, spec: dict[str, Any], settings: Settings
+) -> list[dict[str, Any]]:
+    """The train, monitor and score deployments of one model, made from prefect.yaml's."""
+    model = config.registered_model_name
+    templates = {d.get("entrypoint"): d for d in spec.get("deployments", [])}
+    missing = [entry for entry in TEMPLATES.values() if entry not in templates]
+    if missing:
+        raise DeployError(f"prefect.yaml has no deployment of {missing} to make {model}'s from")
+    made = []
+    for role, entrypoint in TEMPLATES.items():
+        deployment = copy.deepcopy(templates[entrypoint])
+        deployment["name"] = f"{role}-{model}"
+        deployment["description"] = f"{deployment.get('description', '')} Model: {model}.".strip()
+        deployment["tags"] = [t for t in deployment.get("tags", []) if t != "bikeshare"] + [model]
+        params = deployment.setdefault("parameters", {}).setdefault("params", {})
+        params["config_path"] = config_path
+        if role == "train":
+            deployment["triggers"] = [
+                _model_trigger(trigger, model, config_path)
+                for trigger in deployment.get("triggers", [])
+            ]
+        if role == "score":
+            params["source"] = config.source.model_dump(mode="json")
+            scores = settings.artifact_root / "scores" / f"{model}.parquet"
+            params["destination"] = {"kind": "parquet", "path": str(scores)}
+        made.append(deployment)
+    return made
+
+
+def _model_trigger(trigger: dict[str, Any], model: str, config_path: str) -> dict[str, Any]:
+    """prefect.yaml's retrain trigger, listening to one model's events with its own config."""
+    mine = copy.deepcopy(trigger)
+    mine["name"] = f"retrain-{model}"
+    mine["match"] = {"prefect.resource.id": model_resource_id(model)}
+    mine.setdefault("parameters", {}).setdefault("params", {})["config_path"] = config_path
+    return mine
+
+
+def deploy_models(configs: list[Path], prefect_yaml: Path) -> tuple[list[str], int]:
+    """Check, then create each config's model deployments beside what is on the server.
+
+    Returns the lines to print and `prefect deploy`'s exit code.
+    """
+    settings = Settings()
+    checked = [(load_checked_config(path, settings), project_path(path)) for path in configs]
+    names = [config.registered_model_name for config, _ in checked]
+    if len(set(names)) < len(names):
+        raise DeployError(f"two configs name the same registered model: {names}")
+    spec = yaml.safe_load(prefect_yaml.read_text())
+    deployments = [
+        d for config, path in checked for d in model_deployments(config, path, spec, settings)
+    ]
+    url = check_server()
+    check_work_pools(
+        {d["work_pool"]["name"] for d in deployments if isinstance(d.get("work_pool"), dict)}, url
+    )
+    generated = {key: value for key, value in spec.items() if key != "deployments"}
+    generated["deployments"] = deployments
+    with tempfile.TemporaryDirectory(prefix="mlops-deploy-") as folder:
+        path = Path(folder) / "prefect.yaml"
+        path.write_text(yaml.safe_dump(generated, sort_keys=False))
+        done = _prefect_deploy(path, url, capture=True)
+    if done.returncode != 0:
+        raise DeployError(f"prefect deploy failed: {(done.stdout + done.stderr)[-2000:]}")
+    lines = [
+        f"{model}: deployments training/train-{model}, monitoring/monitor-{model}, "
+        f"batch-scoring/score-{model}; trigger retrain-{model} on {model_resource_id(model)} events"
+        for model in names
+    ]
+    return lines + _catch_all_warning(), 0
+
+
+def _catch_all_warning() -> list[str]:
+    """A warning when prefect.yaml's catch-all trigger (any model's events) is also deployed."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name("training/train")
+        except ObjectNotFound:
+            return []
+    return [
+        "note: training/train is also deployed; its retrain-on-drift trigger answers every "
+        "model's events, so these models would retrain twice (`prefect deployment delete "
+        "training/train` if each model has its own deployments)"
+    ]
+
+
+def _prefect_deploy(
+    prefect_yaml: Path, url: str, capture: bool
+) -> subprocess.CompletedProcess[str]:
+    """`prefect deploy --all` of a file, from the project root, against the checked server."""
     prefect = str(Path(sys.executable).parent / "prefect")
     command = [prefect, "--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_yaml)]
-    return subprocess.run(command, check=False).returncode
+    return subprocess.run(
+        command,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PREFECT_API_URL": url},
+        capture_output=capture,
+        text=True,
+        check=False,
+    )

@@ -58,7 +58,7 @@ def monitoring_flow(params: MonitoringParams = MonitoringParams()) -> DriftSumma
         return summary
 
     # Data validation and scoring read the window independently: run them side by side.
-    validating = validate_window.submit(window, config, settings)
+    validating = validate_window.submit(window, config, settings, model)
     scored = score_windows(model, window, config, settings)
     report = run_drift_report(scored, model, config)
     validation = validating.result()

@@ -39,3 +39,7 @@ class ScoringError(IngestError):
 
 class ServerUnavailableError(MlopsError):
     """A tracking or orchestration server does not answer (named in the message)."""
+
+
+class MonitoringError(MlopsError):
+    """A monitoring step failed on a model version's data: names the model, version and columns."""

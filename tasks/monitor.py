@@ -5,12 +5,15 @@ Thin wrappers of `prefect_mlops.monitoring` adding retries on I/O and visibility
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import task
 from prefect.events import emit_event
 
 from prefect_mlops.config import PipelineConfig
+from prefect_mlops.errors import MlopsError, MonitoringError
 from prefect_mlops.expectations.run import validate_frame
 from prefect_mlops.io import read_parquet
 from prefect_mlops.monitoring import (
@@ -29,6 +32,7 @@ from prefect_mlops.monitoring import decision as decisions
 from prefect_mlops.monitoring.publish import event_payload, event_related, event_resource
 from prefect_mlops.monitoring.window import freeze_window, run_folder, window_frame
 from prefect_mlops.results import ValidationSummary
+from prefect_mlops.scoring_inputs import model_label
 from prefect_mlops.settings import Settings
 from prefect_mlops.snapshots import fingerprint_frame
 from prefect_mlops.tracking import mlflow_client
@@ -50,14 +54,30 @@ def load_current_window(
     return freeze_window(frame, spec, config, run_folder(settings, model.name))
 
 
+@contextmanager
+def named_failure(step: str, model: MonitoredModel, columns: list[str]) -> Iterator[None]:
+    """A library's failure in a monitoring step, raised as MonitoringError naming the model
+    version and the columns it was working on (project errors pass through unchanged)."""
+    try:
+        yield
+    except MlopsError:
+        raise
+    except Exception as exc:
+        raise MonitoringError(
+            f"{step} of {model_label(model.name, model.version)} failed on columns {columns}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
 @task
 def validate_window(
-    window: WindowRef, config: PipelineConfig, settings: Settings
+    window: WindowRef, config: PipelineConfig, settings: Settings, model: MonitoredModel
 ) -> ValidationSummary:
     """Run the scoring checkpoint (features suite) on the window; failures are reported."""
     frame = read_parquet(window.uri)
     batch_id = f"monitoring-{fingerprint_frame(frame)}"
-    return validate_frame(frame, config, settings, purpose="scoring", batch_id=batch_id)
+    with named_failure("data validation", model, [str(c) for c in frame.columns]):
+        return validate_frame(frame, config, settings, purpose="scoring", batch_id=batch_id)
 
 
 @task
@@ -76,16 +96,17 @@ def run_drift_report(
     """Evidently reports (HTML and snapshot JSON beside the window): drift, summary, quality."""
     reference_frame, current_frame = scoring.scored_frames(scored)
     folder = Path(scored.current_uri).parent
-    found = drift.compute_drift(
-        reference_frame,
-        current_frame,
-        config,
-        scored.schema_problems,
-        model.baseline,
-        folder,
-        positive_label=model.positive_label,
-        holdout=scoring.scored_holdout(scored),
-    )
+    with named_failure("the drift report", model, [str(c) for c in current_frame.columns]):
+        found = drift.compute_drift(
+            reference_frame,
+            current_frame,
+            config,
+            scored.schema_problems,
+            model.baseline,
+            folder,
+            positive_label=model.positive_label,
+            holdout=scoring.scored_holdout(scored),
+        )
     return found.report
 
 

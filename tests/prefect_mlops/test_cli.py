@@ -13,8 +13,12 @@ from sklearn.linear_model import LinearRegression
 from typer.testing import CliRunner
 
 from prefect_mlops.cli import app
-from prefect_mlops.config import load_config
+from prefect_mlops.config import PipelineConfig, load_config
+from prefect_mlops.estimators import build_model
 from prefect_mlops.expectations.run import validate_frame
+from prefect_mlops.features import infer_schema
+from prefect_mlops.packaging import log_sklearn_model
+from prefect_mlops.results import CandidateSpec
 from prefect_mlops.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +50,23 @@ def aliases(client: MlflowClient) -> dict[str, str]:
 
 def mlops(*args: str):
     return CliRunner().invoke(app, list(args))
+
+
+def project_frames(output: str) -> list[str]:
+    """Traceback lines pointing into this project's code (a traceback of its error).
+
+    A "--- Logging error ---" report is skipped: Prefect's console handler still writes to an
+    earlier CliRunner's closed stream (a test artifact; one process runs one command).
+    """
+    frames, in_report = [], False
+    for line in output.splitlines():
+        in_report = (in_report or line == "--- Logging error ---") and not line.startswith(
+            "Arguments:"
+        )
+        inside = line.strip().startswith(f'File "{ROOT}/') and "/.venv/" not in line
+        if inside and not in_report:
+            frames.append(line)
+    return frames
 
 
 def test_promote_keeps_previous_champion_reachable(registry: MlflowClient) -> None:
@@ -87,3 +108,78 @@ def test_suite_docs_renders_every_stored_validation(
     index = Path(result.output.strip().removeprefix("file://"))
     assert index.is_relative_to(settings.gx_root) and index.name == "index.html"
     assert "scoring-first" in index.read_text() and "scoring-second" in index.read_text()
+
+
+@pytest.fixture
+def champion(settings: Settings, fast_config: PipelineConfig, bikeshare: pd.DataFrame) -> str:
+    """A ridge on a few hundred bikeshare rows, registered the project's way as the config's
+    model, alias champion (no training run: no lineage to monitor against)."""
+    rows = bikeshare.head(400)
+    schema = infer_schema(rows, fast_config)
+    spec = CandidateSpec(name="ridge", estimator="linear", params={}, index=0)
+    model = build_model(spec, schema, 0).fit(rows[schema.features], rows[fast_config.target])
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    experiment = client.create_experiment(
+        "cli", artifact_location=settings.mlflow_artifact_dir.resolve().as_uri()
+    )
+    run = client.create_run(experiment)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    info = log_sklearn_model(model, rows[schema.features].head(5), run.info.run_id)
+    name = fast_config.registered_model_name
+    client.create_registered_model(name)
+    version = client.create_model_version(name, source=info.model_uri, run_id=run.info.run_id)
+    client.set_registered_model_alias(name, "champion", version.version)
+    return name
+
+
+def test_score_writes_a_csv_s_predictions_to_parquet_with_the_champion(
+    champion: str, fast_config_path: Path, bikeshare: pd.DataFrame, tmp_path: Path
+) -> None:
+    bikeshare.drop(columns=["bikers"]).head(300).to_csv(tmp_path / "new.csv", index=False)
+    out = tmp_path / "scores.parquet"
+    result = mlops(
+        "score", "-c", str(fast_config_path), "--source", str(tmp_path / "new.csv"),
+        "--destination", str(out), "--no-log",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"scored 300 rows in 1 chunk(s) with {champion} v1 -> {out}" in result.output
+    assert len(pd.read_parquet(out)) == 300
+
+
+def test_scoring_a_header_only_file_is_one_line_naming_the_file(
+    champion: str,
+    fast_config_path: Path,
+    bikeshare: pd.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLOPS_LOG_LEVEL", "INFO")  # put back after --debug below
+    empty = tmp_path / "empty.csv"
+    bikeshare.head(0).to_csv(empty, index=False)
+    args = ["score", "-c", str(fast_config_path), "--source", str(empty)]
+    result = mlops(*args, "--destination", str(tmp_path / "out.csv"))
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1  # the rest are Prefect's run logs
+    assert str(empty) in errors[0] and f"{champion} v1" in errors[0]
+    assert not project_frames(result.stderr)
+
+    debugged = mlops("--debug", *args, "--destination", str(tmp_path / "out.csv"))
+    assert debugged.exit_code == 1 and project_frames(debugged.stderr)
+
+
+def test_monitor_refuses_a_window_and_a_dataset_at_once(fast_config_path: Path) -> None:
+    result = mlops("monitor", "-c", str(fast_config_path), "--hours", "2", "--dataset", "x.csv")
+    assert result.exit_code == 1
+    assert "hours and days apply to the prediction log, not to dataset_path" in result.stderr
+
+
+def test_monitoring_failure_is_one_line_naming_the_model_version(
+    champion: str, fast_config_path: Path, bikeshare: pd.DataFrame, tmp_path: Path
+) -> None:
+    bikeshare.head(200).to_csv(tmp_path / "july.csv", index=False)
+    args = ["monitor", "-c", str(fast_config_path), "--dataset", str(tmp_path / "july.csv")]
+    result = mlops(*args)
+    assert result.exit_code == 1
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert f"{champion} v1 (@champion)" in line and not project_frames(result.stderr)
