@@ -92,11 +92,11 @@ def positive_label_for(
     else the config's (checked against the reference classes), else the reference's minority
     class; None for multiclass. Typed like the reference target (text when it is text)."""
     truth = reference[config.target]
-    classes = np.unique(truth.to_numpy())
-    if len(classes) != 2:
-        return None
-    positive = recorded
+    positive = recorded  # binary by training, even where the reference holds one class
     if positive is None:
+        classes = np.unique(truth.to_numpy())
+        if len(classes) != 2:
+            return None
         positive = metrics.resolve_positive_label(classes, truth, config.positive_label)
     if _is_text(truth) and not isinstance(positive, str):
         return str(positive)

@@ -144,11 +144,14 @@ def test_binary_labels_of_any_type_give_the_quality_report(
     config = classification_config()
     reference = labelled_frame(300, seed=0, classes=classes)
     current = labelled_frame(300, seed=1, classes=classes)
+    # as read back from /feedback: JSON values, a third not labelled yet
+    current["label"] = current["label"].astype(object).where(current.index % 3 != 0, None)
     found = compute_drift(reference, current, config, [], {}, positive_label=positive)
     assert found.report.problems == []
     assert found.quality_snapshot is not None
     quality = found.report.quality
     assert quality is not None and quality.metric == "balanced_accuracy"
+    assert quality.labeled_rows == 200
     assert f"recall_{positive}" in quality.current_metrics
     definition = quality_definition(config, positive)
     assert definition.classification is not None
