@@ -145,7 +145,7 @@ def flow_fit(config_path: str) -> None:
     from flows.training import TrainingParams, training_flow
 
     result = training_flow(TrainingParams(config_path=config_path))
-    print(json.dumps(result.evaluation.metrics))
+    print(json.dumps(result.evaluation.metrics if result.evaluation else {}))
 
 
 def measure(mode: str, config_path: Path, env: dict[str, str]) -> dict[str, float]:

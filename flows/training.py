@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline
 
 from prefect_mlops.context import TrainingContext
 from prefect_mlops.lineage import RunOrigin
+from prefect_mlops.reruns import rerun_reason
 from prefect_mlops.results import (
     CandidateScore,
     ChampionScore,
@@ -33,7 +34,7 @@ from prefect_mlops.runtime import cpu_count
 from prefect_mlops.settings import Settings
 from tasks.approval import request_approval
 from tasks.configure import load_pipeline_config
-from tasks.evaluate import evaluate_model
+from tasks.evaluate import compare_with_champion, evaluate_model
 from tasks.gate import (
     decide_gate,
     decide_promotion,
@@ -42,18 +43,24 @@ from tasks.gate import (
 )
 from tasks.ingest import snapshot_source
 from tasks.policies import exit_without_collection, refuse_pickle
+from tasks.recovery import recover_crashed_runs
 from tasks.registry import (
     log_model,
     prepare_model_logging,
-    promote_model,
+    promote_challenger,
     register_model,
-    score_champion,
     verify_model_loads,
 )
 from tasks.report import publish_gate_decision, publish_leaderboard, publish_training_summary
 from tasks.schema import derive_schema
 from tasks.split import split_snapshot
-from tasks.track import close_open_runs, finish_training_run, open_experiment, start_training_run
+from tasks.track import (
+    close_open_runs,
+    find_earlier_version,
+    finish_training_run,
+    open_experiment,
+    start_training_run,
+)
 from tasks.train import cross_validate_candidates, fit_model, pick_best, plan_candidates
 from tasks.validate import enforce_data_gate, validate_snapshot
 
@@ -97,9 +104,15 @@ def _close_mlflow_runs(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any
     on_failure=[_close_mlflow_runs],
 )
 def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult:  # noqa: B008
-    """Train candidates on a fresh snapshot and register the best one if it passes the gates."""
+    """Train candidates on a fresh snapshot and register the best one if it passes the gates
+    (a rerun on the data and config of an existing version trains nothing and names it)."""
+    recover_crashed_runs(Settings())  # close what killed runs left, before adding to it
     ctx = open_training(params)
-    data, run_id = prepare_data(ctx)
+    data, experiment_id = prepare_data(ctx)
+    earlier = find_earlier_version(ctx, data)
+    if earlier is not None:
+        return report_rerun(ctx, data, earlier)
+    run_id = start_training_run(ctx, experiment_id, data)
     scores = tune_candidates(ctx, data, run_id)
     best = pick_best(scores)
     trained = train_best(ctx, data, best, run_id)
@@ -134,13 +147,11 @@ def open_training(params: TrainingParams) -> TrainingContext:
 
 
 def prepare_data(ctx: TrainingContext) -> tuple[PreparedData, str]:
-    """Snapshot the source and pass its data gate; the schema, split and tracking store are
-    prepared beside Great Expectations (none trains anything), then the MLflow run opens."""
+    """Snapshot the source and pass its data gate; the schema, split and tracking store (its
+    experiment id) are prepared beside Great Expectations, none of them training anything."""
     snapshot = snapshot_source(ctx.config.source, ctx.settings.snapshot_dir, ctx.training_window)
     schema = derive_schema.submit(snapshot, ctx.config)
-    split = split_snapshot.submit(
-        snapshot, ctx.config.split, ctx.config.target, ctx.config.seed, ctx.settings.split_dir
-    )
+    split = split_snapshot.submit(snapshot, ctx.config, ctx.settings.split_dir)
     experiment = open_experiment.submit(ctx)
     validation = validate_snapshot(snapshot, ctx.config, ctx.settings)
     preparation: list[PrefectFuture[Any]] = [schema, split, experiment]
@@ -152,7 +163,23 @@ def prepare_data(ctx: TrainingContext) -> tuple[PreparedData, str]:
         feature_schema=schema.result(),  # the schema's error first
         split=split.result(),
     )
-    return data, start_training_run(ctx, experiment.result(), data)
+    return data, experiment.result()
+
+
+def report_rerun(
+    ctx: TrainingContext, data: PreparedData, earlier: ModelVersionRef
+) -> TrainingResult:
+    """Same snapshot and config as an existing version: train and register nothing, say which."""
+    result = TrainingResult(
+        snapshot=data.snapshot,
+        validation=data.validation,
+        model_version=earlier,
+        promoted=False,
+        promotion_reason=rerun_reason(earlier, data.snapshot, ctx.config.fingerprint()),
+        rerun_of=earlier.version,
+    )
+    publish_training_summary(ctx, result, [])
+    return result
 
 
 def tune_candidates(ctx: TrainingContext, data: PreparedData, run_id: str) -> list[CandidateScore]:
@@ -173,7 +200,7 @@ def train_best(
     logging_ready = prepare_model_logging.submit()  # one-time costs, beside the refit
     model = fit_model(best.spec, split, schema, ctx.config.seed)
     evaluation = evaluate_model.submit(model, split, schema, ctx.config, run_id, ctx.settings)
-    champion = score_champion.submit(ctx.model_name, split, schema, ctx.settings)
+    champion = compare_with_champion.submit(model, split, schema, ctx.config, ctx.settings)
     logged = log_model(model, split, schema, run_id, ctx.settings, logging_ready.result())
     load_check = verify_model_loads(logged, model, split, schema, ctx.settings)
     return TrainedCandidate(model, logged, evaluation.result(), champion.result(), load_check)
@@ -198,8 +225,10 @@ def register_and_promote(
     )
     if promotion.promote and ctx.config.approval.required:
         promotion = request_approval(version, promotion, ctx.config.approval)
-    if promotion.promote:
-        version = promote_model(version.name, version.version, promotion.reason, ctx.settings)
-    else:
+    if promotion.promote:  # under the champion lock, decided again if the champion moved
+        version, promotion = promote_challenger(
+            ctx, data, trained.evaluation, trained.champion, version, promotion
+        )
+    if not promotion.promote:
         record_promotion_decision(version, promotion, ctx.settings)
     return version, promotion

@@ -28,11 +28,17 @@ class TaskType(StrEnum):
 
 
 class SplitConfig(StrictModel):
-    """How the holdout is cut off: random, stratified on the target, or the latest rows."""
+    """How the holdout is cut off: the latest rows (time), or by a hash of each row's key
+    (random, stratified), so a row keeps its side across runs and training windows."""
 
     strategy: Literal["random", "stratified", "time"] = "random"
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     time_column: str | None = None
+    row_key: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="random/stratified: columns identifying a row (default: features and target)",
+    )
 
     @model_validator(mode="after")
     def _check_time_column(self) -> SplitConfig:
@@ -96,6 +102,11 @@ class GateConfig(StrictModel):
         default=0.0,
         ge=0.0,
         description="relative gain over the champion required to move the champion alias",
+    )
+    min_comparison_rows: int = Field(
+        default=30,
+        ge=1,
+        description="fewer holdout rows unseen by both models: promotion waits for a person",
     )
     beat_baseline: bool = Field(
         default=True,

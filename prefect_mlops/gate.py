@@ -63,10 +63,10 @@ def baseline_checks(evaluation: Evaluation, gate: GateConfig) -> list[GateCheck]
     ]
 
 
-def champion_check(
-    evaluation: Evaluation, champion: ChampionScore | None, gate: GateConfig
-) -> GateCheck:
-    """No worse than the current champion on the same holdout, within the tolerance."""
+def champion_check(champion: ChampionScore | None, gate: GateConfig) -> GateCheck:
+    """No worse than the current champion on the rows neither was trained on, within the
+    tolerance. A champion that cannot be compared does not block registration: promotion then
+    waits for a person (`decide_promotion`)."""
     metric = gate.primary_metric
     rule = f"{metric} no worse than champion (tolerance {gate.champion_tolerance:.0%})"
     if champion is None:
@@ -77,13 +77,29 @@ def champion_check(
             passed=True,
             detail=f"champion v{champion.version} cannot score this holdout ({champion.error})",
         )
-    mine, theirs = evaluation.metrics[metric], champion.metrics[metric]
+    reason = champion.not_comparable or _unscored(champion)
+    if reason is not None:
+        return GateCheck(rule=rule, passed=True, detail=f"not compared: {reason}")
+    mine, theirs = champion.challenger_metrics[metric], champion.metrics[metric]
     ok = is_no_worse(metric, mine, theirs, gate.champion_tolerance)
     return GateCheck(
         rule=rule,
         passed=ok,
-        detail=f"challenger {mine:.4g} vs champion v{champion.version} {theirs:.4g}",
+        detail=f"challenger {mine:.4g} vs champion v{champion.version} {theirs:.4g}"
+        f"{_on_rows(champion)}",
     )
+
+
+def _unscored(champion: ChampionScore) -> str | None:
+    """Why a champion score without the challenger's metrics on the same rows is no comparison."""
+    if champion.compared_on is None or not champion.challenger_metrics:
+        return "the two were not scored on the same rows neither was trained on"
+    return None
+
+
+def _on_rows(champion: ChampionScore) -> str:
+    rows = champion.compared_on
+    return "" if rows is None else f" on {rows.rows:,} of {rows.of_holdout:,} holdout rows"
 
 
 def decide(
@@ -97,11 +113,12 @@ def decide(
         checks=[
             *threshold_checks(evaluation, gate),
             *baseline_checks(evaluation, gate),
-            champion_check(evaluation, champion, gate),
+            champion_check(champion, gate),
             load_check,
         ],
         champion_version=champion.version if champion else None,
         champion_metrics=champion.metrics if champion else None,
+        champion=champion,
     )
 
 
@@ -112,9 +129,14 @@ def decide_promotion(
     challenger_version: str,
     gate: GateConfig,
 ) -> PromotionDecision:
-    """Whether a blessed challenger replaces the champion: only when strictly better on data
-    that passed validation. A champion that cannot score the holdout (the schema changed) or
-    data that failed validation under `warn` leaves the decision to a person."""
+    """Whether a blessed challenger replaces the champion: only when strictly better on rows
+    neither was trained on, from data that passed validation. A champion that cannot score the
+    holdout (the schema changed), one with no such rows, or data that failed validation under
+    `warn` leaves the decision to a person.
+
+    `evaluation` (the challenger on its whole holdout) is not compared: the champion never saw
+    only some of those rows, so both are judged on `champion.challenger_metrics` and
+    `champion.metrics`, scored on the same unseen rows (prefect_mlops.comparison)."""
     by_hand = f"promotion waits for a person: `mlops promote {challenger_version}`"
     if not validation.success:
         return PromotionDecision(
@@ -131,12 +153,19 @@ def decide_promotion(
             reason=f"champion v{champion.version} cannot score the challenger's holdout "
             f"({champion.error}), so they cannot be compared; {by_hand}",
         )
+    reason = champion.not_comparable or _unscored(champion)
+    if reason is not None:
+        return PromotionDecision(
+            promote=False,
+            reason=f"not compared with champion v{champion.version}: {reason}; {by_hand}",
+        )
     metric = gate.primary_metric
-    mine, theirs = evaluation.metrics[metric], champion.metrics[metric]
+    mine, theirs = champion.challenger_metrics[metric], champion.metrics[metric]
     verdict = "beats" if is_better(metric, mine, theirs, gate.min_improvement) else "does not beat"
     return PromotionDecision(
         promote=verdict == "beats",
-        reason=f"{metric} {mine:.4g} {verdict} champion v{champion.version} ({theirs:.4g})",
+        reason=f"{metric} {mine:.4g} {verdict} champion v{champion.version} ({theirs:.4g})"
+        f"{_on_rows(champion)}",
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -35,13 +35,31 @@ class FeatureSchema(BaseModel):
         return list(dict.fromkeys([*self.features, self.target, *extra]))
 
 
+class SplitLineage(BaseModel):
+    """How a holdout was cut, recorded with every version: a later run learns from it which of
+    its own holdout rows that version never trained on."""
+
+    strategy: str
+    test_size: float
+    assignment: Literal["time", "hash"] = Field(
+        description="time: the latest rows held out; hash: a row's side follows its key's hash"
+    )
+    row_key: list[str] = Field(default_factory=list, description="hash: the columns hashed")
+    hash_scheme: str | None = Field(default=None, description="hash: how rows are hashed")
+    time_column: str | None = None
+    train_end: str | None = Field(
+        default=None, description="the latest time_column value in the train part (ISO 8601)"
+    )
+
+
 class SplitRefs(BaseModel):
-    """The train and holdout parts of a snapshot, written beside it."""
+    """The train and holdout parts of a snapshot, written beside it, and how they were cut."""
 
     train_uri: str
     holdout_uri: str
     train_rows: int
     holdout_rows: int
+    lineage: SplitLineage
 
 
 class FailedExpectation(BaseModel):
@@ -126,6 +144,30 @@ class LoggedModel(BaseModel):
     model_id: str | None = None
 
 
+class ComparedRows(BaseModel):
+    """The holdout rows challenger and champion were compared on: neither trained on them."""
+
+    rows: int
+    of_holdout: int
+    basis: str = Field(description="why the champion never trained on them, in words")
+    time_column: str | None = None
+    first: str | None = Field(default=None, description="earliest time_column value compared")
+    last: str | None = Field(default=None, description="latest time_column value compared")
+
+
+class ChampionScore(BaseModel):
+    """The current champion and the challenger, scored on the same rows neither trained on."""
+
+    version: str
+    metrics: dict[str, float] = Field(default_factory=dict)
+    challenger_metrics: dict[str, float] = Field(default_factory=dict)
+    compared_on: ComparedRows | None = None
+    error: str | None = Field(default=None, description="why it could not be scored, if so")
+    not_comparable: str | None = Field(
+        default=None, description="why no honest comparison exists (no rows neither saw), if so"
+    )
+
+
 class GateCheck(BaseModel):
     """One rule of the model gate and whether it held."""
 
@@ -140,6 +182,9 @@ class GateDecision(BaseModel):
     checks: list[GateCheck]
     champion_version: str | None = None
     champion_metrics: dict[str, float] | None = None
+    champion: ChampionScore | None = Field(
+        default=None, description="the comparison itself: both models' metrics and the rows"
+    )
 
     @property
     def passed(self) -> bool:
@@ -168,25 +213,20 @@ class PreparedData(BaseModel):
 
 
 class TrainingResult(BaseModel):
-    """What the training flow returns: enough to find everything it produced."""
+    """What the training flow returns: enough to find everything it produced. A rerun (same
+    snapshot and config as an existing version) trains nothing: `rerun_of` names that version,
+    `model_version` is it, and best, evaluation, decision and the MLflow run are absent."""
 
     snapshot: Snapshot
     validation: ValidationSummary
-    best: CandidateScore
-    evaluation: Evaluation
-    decision: GateDecision
+    best: CandidateScore | None = None
+    evaluation: Evaluation | None = None
+    decision: GateDecision | None = None
     model_version: ModelVersionRef
     promoted: bool
     promotion_reason: str = ""
-    mlflow_run_id: str
-
-
-class ChampionScore(BaseModel):
-    """The current champion's metrics on the challenger's holdout."""
-
-    version: str
-    metrics: dict[str, float] = Field(default_factory=dict)
-    error: str | None = Field(default=None, description="why it could not be scored, if so")
+    mlflow_run_id: str | None = None
+    rerun_of: str | None = Field(default=None, description="the version a rerun matched")
 
 
 class PromotionDecision(BaseModel):

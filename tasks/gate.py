@@ -28,7 +28,8 @@ def decide_promotion(
     challenger: ModelVersionRef,
     gate: GateConfig,
 ) -> PromotionDecision:
-    """Whether a blessed challenger replaces the champion: only when strictly better."""
+    """Whether a blessed challenger replaces the champion: only when strictly better on rows
+    neither was trained on."""
     return model_gate.decide_promotion(evaluation, champion, validation, challenger.version, gate)
 
 

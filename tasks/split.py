@@ -6,15 +6,13 @@ from pathlib import Path
 
 from prefect import task
 
-from prefect_mlops.config import SplitConfig
+from prefect_mlops.config import PipelineConfig
 from prefect_mlops.results import Snapshot, SplitRefs
 from prefect_mlops.split import write_split
 from tasks.policies import RELEASES_MEMORY
 
 
 @task(**RELEASES_MEMORY)
-def split_snapshot(
-    snapshot: Snapshot, split: SplitConfig, target: str, seed: int, split_dir: Path
-) -> SplitRefs:
-    """Split a snapshot and write train and holdout Parquet files keyed by data and split."""
-    return write_split(snapshot, split, target, seed, split_dir)
+def split_snapshot(snapshot: Snapshot, config: PipelineConfig, split_dir: Path) -> SplitRefs:
+    """Split a snapshot (by time, or by a hash of each row's key) into train and holdout files."""
+    return write_split(snapshot, config, split_dir)

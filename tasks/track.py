@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from mlflow.entities import RunStatus
+from mlflow.entities import RunStatus, RunTag
 from prefect import task
 
+from prefect_mlops.comparison import split_tags
 from prefect_mlops.context import TrainingContext
-from prefect_mlops.results import PreparedData
+from prefect_mlops.reruns import find_rerun
+from prefect_mlops.results import ModelVersionRef, PreparedData
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import ensure_experiment, fail_open_runs, mlflow_client
 from prefect_mlops.tracking import start_training_run as open_training_run
@@ -21,9 +23,20 @@ def open_experiment(ctx: TrainingContext) -> str:
 
 @task(**IO_RETRIES)
 def start_training_run(ctx: TrainingContext, experiment_id: str, data: PreparedData) -> str:
-    """Open the parent MLflow run, tag its lineage and log the split as dataset inputs."""
+    """Open the parent MLflow run, tag its lineage (how the holdout was cut included: a later
+    run's champion comparison reads it) and log the split as dataset inputs."""
     client = mlflow_client(ctx.settings)
-    return open_training_run(client, experiment_id, ctx.config, data, ctx.origin)
+    run_id = open_training_run(client, experiment_id, ctx.config, data, ctx.origin)
+    tags = [RunTag(key, value) for key, value in split_tags(data.split.lineage).items()]
+    client.log_batch(run_id, tags=tags)
+    return run_id
+
+
+@task(**IO_RETRIES)
+def find_earlier_version(ctx: TrainingContext, data: PreparedData) -> ModelVersionRef | None:
+    """The version already trained on this snapshot with this config: a rerun trains nothing."""
+    client = mlflow_client(ctx.settings)
+    return find_rerun(client, ctx.model_name, data.snapshot, ctx.config.fingerprint())
 
 
 @task

@@ -51,6 +51,9 @@ def test_demo_config_registers_a_champion_with_lineage(settings: Settings, train
     assert run.info.status == "FINISHED"
     assert run.data.params["task"] == "regression"
     assert run.data.params["split_strategy"] == "time"
+    assert run.data.tags["split_assignment"] == "time"
+    assert run.data.tags["split_time_column"] == "timestamp"
+    assert pd.Timestamp(run.data.tags["split_train_end"]) < pd.Timestamp("2011-12-31")
     assert int(run.data.params["train_rows"]) + int(run.data.params["holdout_rows"]) == 8645
     contexts = {d.tags[0].value for d in run.inputs.dataset_inputs}
     assert contexts == {"training", "holdout"}
@@ -104,14 +107,74 @@ def test_champion_model_serves_from_registry(settings: Settings, trained) -> Non
     assert np.isfinite(predictions).all()
 
 
-def test_rerun_on_same_snapshot_is_deterministic_and_keeps_champion(
+def test_rerun_on_same_snapshot_and_config_registers_nothing_and_names_the_version(
     settings: Settings, fast_config_path: Path, trained
 ) -> None:
     again = run_training(fast_config_path)
     assert again.snapshot.fingerprint == trained.snapshot.fingerprint
-    assert again.evaluation.metrics == trained.evaluation.metrics
+    assert (again.rerun_of, again.model_version.version) == ("1", "1")
+    assert again.best is None and again.evaluation is None and again.mlflow_run_id is None
     assert not again.promoted
-    assert aliases(client_for(settings)) == {"challenger": "2", "champion": "1"}
+    assert again.promotion_reason.endswith(f"already trained {MODEL} v1; nothing registered")
+    client = client_for(settings)
+    assert [str(v.version) for v in client.search_model_versions(f"name = '{MODEL}'")] == ["1"]
+    assert aliases(client) == {"challenger": "1", "champion": "1"}
+    experiment = client.get_experiment_by_name(MODEL).experiment_id
+    assert len(client.search_runs([experiment], "tags.mlflow.parentRunId IS NULL")) == 1
+    assert f"Rerun of `{MODEL}` v1" in latest_summary()
+
+
+def latest_summary() -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        latest = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["training-bikeshare"])),
+            flow_run_filter=None,
+            task_run_filter=None,
+            limit=1,
+            offset=0,
+            sort=ArtifactSort.CREATED_DESC,
+        )
+    return str(latest[0].data)
+
+
+def test_recent_and_full_retrains_are_compared_only_on_rows_neither_trained_on(
+    settings: Settings, tmp_path: Path, fast_config_path: Path, trained
+) -> None:
+    from tasks.registry import promote_model
+
+    client = client_for(settings)
+    full_end = pd.Timestamp(client.get_run(trained.mlflow_run_id).data.tags["split_train_end"])
+    recent = training_flow(TrainingParams(config_path=str(fast_config_path), window="recent"))
+    assert recent.decision is not None and recent.decision.champion is not None
+    rows = recent.decision.champion.compared_on
+    assert recent.decision.champion.version == "1" and rows is not None
+    assert pd.Timestamp(str(rows.first)) > full_end  # after the full champion's training
+    assert (
+        rows.rows
+        == rows.of_holdout
+        == recent.snapshot.rows
+        - int(client.get_run(str(recent.mlflow_run_id)).data.params["train_rows"])
+    )
+
+    # The reverse: the recent model is champion, a full-data challenger (another config).
+    promote_model.fn(MODEL, "2", "by hand", settings)
+    recent_end = pd.Timestamp(
+        client.get_run(str(recent.mlflow_run_id)).data.tags["split_train_end"]
+    )
+    raw = fast_config_dict(seed=7)  # another config: not a rerun; blessed whatever it scores
+    raw["gate"]["champion_tolerance"] = 10.0
+    full = run_training(write_config(tmp_path / "seed.yaml", raw))
+    assert full.rerun_of is None and full.decision is not None
+    score = full.decision.champion
+    assert score is not None and score.version == "2" and score.compared_on is not None
+    assert pd.Timestamp(str(score.compared_on.first)) > recent_end
+    assert 0 < score.compared_on.rows < score.compared_on.of_holdout
+    compared = score.compared_on
+    assert f"on {compared.rows:,} of {compared.of_holdout:,} holdout rows" in full.promotion_reason
 
 
 def test_corrupted_data_stops_before_training_and_leaves_registry_untouched(
@@ -258,23 +321,10 @@ def test_renamed_column_under_warn_keeps_the_champion(
 def test_decimal_comma_column_under_warn_keeps_the_champion(
     settings: Settings, tmp_path: Path, trained
 ) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
-
     frame = pd.read_csv(BIKESHARE_CSV)
     frame["temp"] = frame["temp"].map(lambda v: f"{v}".replace(".", ","))
     result = run_training(_warned_config(tmp_path, frame, "decimal-comma"))
     _assert_champion_kept_and_challenger_waits(settings, result)
-    with get_client(sync_client=True) as client:
-        latest = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["training-bikeshare"])),
-            flow_run_filter=None,
-            task_run_filter=None,
-            limit=1,
-            offset=0,
-            sort=ArtifactSort.CREATED_DESC,
-        )
-    summary = str(latest[0].data)
+    summary = latest_summary()
     assert "champion kept" in summary
     assert "`mlops promote 2`" in summary
