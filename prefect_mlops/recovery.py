@@ -106,15 +106,23 @@ def heal_versions(
     for version in client.search_model_versions(f"tags.`{PENDING_ALIAS_TAG}` != ''"):
         if not closed(version.tags.get(FLOW_RUN_TAG, "none")):
             continue
-        label = f"{version.name} v{version.version}"
-        alias = version.tags[PENDING_ALIAS_TAG]
-        current = client.get_model_version(version.name, version.version)
-        if alias in current.aliases:
-            client.delete_model_version_tag(version.name, version.version, PENDING_ALIAS_TAG)
-            report.completed_versions.append(label)
-        else:
-            client.delete_model_version(version.name, version.version)
-            report.removed_versions.append(label)
+        try:
+            _heal_version(client, version.name, str(version.version), report)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            # Gone already: another flow's recovery pass got there first.
+
+
+def _heal_version(client: MlflowClient, name: str, version: str, report: RecoveryReport) -> None:
+    current = client.get_model_version(name, version)
+    alias = current.tags[PENDING_ALIAS_TAG]
+    if alias in current.aliases:
+        client.delete_model_version_tag(name, version, PENDING_ALIAS_TAG)
+        report.completed_versions.append(f"{name} v{version}")
+    else:
+        client.delete_model_version(name, version)
+        report.removed_versions.append(f"{name} v{version}")
 
 
 def heal_champion_moves(client: MlflowClient, lock: ChampionLock, report: RecoveryReport) -> None:
