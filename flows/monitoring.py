@@ -26,6 +26,7 @@ from tasks.publish_monitoring import (
     log_monitoring_run,
     publish_monitoring_summary,
 )
+from tasks.recovery import recover_crashed_runs
 
 
 class MonitoringParams(BaseModel):
@@ -47,6 +48,7 @@ class MonitoringParams(BaseModel):
 def monitoring_flow(params: MonitoringParams = MonitoringParams()) -> DriftSummary:  # noqa: B008
     """Drift, prediction drift, quality and data validation of a served model, with alerts."""
     settings = Settings()
+    recover_crashed_runs(settings)  # close what killed runs left
     config = load_pipeline_config(params.config_path)
 
     model = resolve_monitored_model(config.registered_model_name, params.alias, settings)
