@@ -293,7 +293,9 @@ def test_classifier_on_same_data_is_ok_and_quality_is_measured(classifier) -> No
     assert summary.drift.quality is not None
     assert summary.drift.quality.metric == "f1"
     assert summary.drift.quality.labeled_rows == 1500
-    assert set(summary.drift.quality.current_metrics) == {"accuracy", "f1"}
+    assert set(summary.drift.quality.current_metrics) == {
+        *("accuracy", "balanced_accuracy", "f1", "recall_0", "recall_1")
+    }
     assert abs(summary.drift.quality.relative_change) < 0.1
     assert summary.prediction_drift is False
 
