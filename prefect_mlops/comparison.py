@@ -124,7 +124,7 @@ def unseen_rows(
         bases.append(f"in champion v{version}'s own hash holdout")
     column, end = champion.time_column, champion.train_end
     if column and end and column in holdout.columns:
-        unseen |= (clock(holdout[column], column) > pd.Timestamp(end)).to_numpy()
+        unseen |= (clock(holdout[column], column, strict=False) > pd.Timestamp(end)).to_numpy()
         bases.append(f"later than champion v{version}'s training end ({column} {end})")
     if not bases:
         return UnseenRows(
@@ -151,7 +151,7 @@ def compared_rows(
     mask = unseen.mask if unseen.mask is not None else np.zeros(len(holdout), dtype=bool)
     first = last = None
     if time_column and time_column in holdout.columns and mask.any():
-        times = clock(holdout.loc[mask, time_column], time_column)
+        times = clock(holdout.loc[mask, time_column], time_column, strict=False)
         first, last = times.min().isoformat(), times.max().isoformat()
     return ComparedRows(
         rows=int(mask.sum()),

@@ -74,12 +74,13 @@ def row_buckets(frame: pd.DataFrame) -> np.ndarray:
     return (hashes % BUCKETS).astype(np.int64)
 
 
-def clock(values: pd.Series, column: str) -> pd.Series:
-    """A time column as timezone-naive (UTC) timestamps; unparseable or null values refused."""
+def clock(values: pd.Series, column: str, strict: bool = True) -> pd.Series:
+    """A time column as timezone-naive (UTC) timestamps; unparseable or null values refused
+    (or, not `strict`, left NaT: later than no training end, so never taken as unseen)."""
     times = pd.to_datetime(values, errors="coerce")
     if isinstance(times.dtype, pd.DatetimeTZDtype):
         times = times.dt.tz_convert(None)
-    if times.isna().any():
+    if strict and times.isna().any():
         raise DataQualityError(
             f"time column {column!r} has {int(times.isna().sum())} unparseable or null values"
         )
@@ -141,7 +142,9 @@ def split_lineage(
         row_key=key if hashed else [],
         hash_scheme=ROW_HASH if hashed else None,
         time_column=time_column,
-        train_end=None if train_times is None else train_times.max().isoformat(),
+        train_end=None
+        if train_times is None or train_times.empty
+        else train_times.max().isoformat(),
     )
 
 
@@ -176,7 +179,8 @@ def write_split(snapshot: Snapshot, config: PipelineConfig, split_dir: Path) -> 
     train_times = None
     if column is not None:
         times = frame[column] if column in frame else table.column(column).to_pandas()
-        train_times = clock(times, column).iloc[train]
+        # Only the split's own clock must be whole; a window's column records what it can.
+        train_times = clock(times, column, strict=split.strategy == "time").iloc[train].dropna()
     write_table_atomic(table.take(train), folder / "train.parquet")
     write_table_atomic(table.take(holdout), folder / "holdout.parquet")
     return SplitRefs(

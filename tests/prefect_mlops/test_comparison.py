@@ -154,3 +154,16 @@ def test_split_lineage_round_trips_through_tags() -> None:
     )
     assert lineage_from_tags(split_tags(lineage)) == lineage
     assert lineage_from_tags({"data_fingerprint": "x"}) is None
+
+
+def test_a_window_column_with_gaps_records_the_latest_known_training_time(
+    hours: pd.DataFrame, tmp_path: Path
+) -> None:
+    gappy = hours.assign(timestamp=hours["timestamp"].where(hours.index % 7 != 0))
+    refs = cut(gappy, config(RANDOM), tmp_path, "gappy")
+    trained = pd.to_datetime(pd.read_parquet(refs.train_uri)["timestamp"])
+    assert trained.isna().any()
+    assert refs.lineage.train_end == trained.max().isoformat()
+    holdout = pd.read_parquet(refs.holdout_uri)
+    unseen = unseen_rows(holdout, refs.lineage, "1", 1)
+    assert unseen.mask is not None and unseen.mask.all()  # its own hash holdout, gaps or not
