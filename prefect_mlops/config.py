@@ -110,8 +110,8 @@ class GateConfig(StrictModel):
     )
     beat_baseline: bool = Field(
         default=True,
-        description="the candidate must beat scikit-learn's DummyClassifier(most_frequent) on "
-        "balanced accuracy, or DummyRegressor(mean) on the primary metric",
+        description="a classifier must beat scikit-learn's DummyClassifier(most_frequent) on "
+        "balanced accuracy (a model answering one class for every row fails)",
     )
 
 

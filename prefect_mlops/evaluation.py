@@ -1,7 +1,7 @@
 """Evaluate: holdout metrics overall and per slice, diagnostic plots and feature importance.
 
-Every evaluation also scores scikit-learn's dummy estimator on the same holdout (the bar the
-gate's baseline rule holds a candidate to), and a binary classifier's positive class is fixed
+A classifier's evaluation also scores scikit-learn's majority-class dummy on the same holdout
+(the bar the gate's baseline rule holds it to), and a binary classifier's positive class is fixed
 here and recorded on the training run (`positive_label` tag) for monitoring to use.
 """
 
@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
-from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.dummy import DummyClassifier
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import (
     ConfusionMatrixDisplay,
@@ -102,30 +102,25 @@ def positive_label_of(
     return resolve_positive_label(classes, holdout[schema.target], config.positive_label)
 
 
-def baseline_score(
-    holdout: pd.DataFrame, schema: FeatureSchema, config: PipelineConfig
-) -> BaselineScore:
-    """scikit-learn's dummy on the holdout: the majority class scored on balanced accuracy, or
-    the mean scored on the primary metric.
+def baseline_score(holdout: pd.DataFrame, schema: FeatureSchema) -> BaselineScore | None:
+    """scikit-learn's DummyClassifier(most_frequent) on the holdout, scored on balanced accuracy
+    (None for regression).
 
-    The dummy is fitted on the holdout's own labels: its majority class or mean is then at
-    least as strong a bar as the training part's (a constant class scores 1 / classes on
-    balanced accuracy whichever it is).
+    A constant class scores exactly 1 / classes on balanced accuracy whichever class it is, so
+    fitting the dummy on the holdout's labels gives the bar the training part's would. A mean
+    fitted on a time split's latest rows would be an in-sample bar no honest regressor need
+    clear under drift, so regression has none.
     """
+    if schema.task != TaskType.classification:
+        return None
     features, truth = holdout[schema.features], holdout[schema.target]
-    if schema.task == TaskType.classification:
-        dummy = DummyClassifier(strategy="most_frequent").fit(features, truth)
-        answer = dummy.predict(features)
-        value = float(balanced_accuracy_score(truth, answer))
-        metric, name = BASELINE_CLASSIFICATION_METRIC, "DummyClassifier(strategy='most_frequent')"
-    else:
-        regressor = DummyRegressor(strategy="mean").fit(features, truth)
-        answer = regressor.predict(features)
-        metric, name = config.gate.primary_metric, "DummyRegressor(strategy='mean')"
-        value = regression_metrics(truth, answer)[metric]
+    answer = DummyClassifier(strategy="most_frequent").fit(features, truth).predict(features)
     first = plain_label(answer[0]) if len(answer) else ""
     return BaselineScore(
-        estimator=name, metric=metric, value=value, predicts=f"{first!r} for every row"
+        estimator="DummyClassifier(strategy='most_frequent')",
+        metric=BASELINE_CLASSIFICATION_METRIC,
+        value=float(balanced_accuracy_score(truth, answer)),
+        predicts=f"{first!r} for every row",
     )
 
 
@@ -236,7 +231,7 @@ def evaluate_holdout(
     evaluation = Evaluation(
         metrics=metrics_of(truth, predictions, positive),
         slices=slice_metrics(holdout, predictions, schema, config.slices, positive),
-        baseline=baseline_score(holdout, schema, config),
+        baseline=baseline_score(holdout, schema),
         positive_label=positive,
     )
     figures = diagnostic_figures(truth, predictions, positive)

@@ -45,9 +45,9 @@ def threshold_checks(evaluation: Evaluation, gate: GateConfig) -> list[GateCheck
 
 
 def baseline_checks(evaluation: Evaluation, gate: GateConfig) -> list[GateCheck]:
-    """Better than scikit-learn's dummy on the same holdout (the majority class on balanced
-    accuracy, the mean on the primary metric): a model answering one class for every row fails
-    however high its accuracy on imbalanced data."""
+    """A classifier better than scikit-learn's DummyClassifier(most_frequent) on balanced
+    accuracy on the same holdout: a model answering one class for every row fails however high
+    its accuracy on imbalanced data."""
     baseline = evaluation.baseline
     if not gate.beat_baseline or baseline is None:
         return []

@@ -11,11 +11,11 @@ from sklearn.pipeline import Pipeline
 
 from prefect_mlops.config import PipelineConfig, parse_config
 from prefect_mlops.errors import ConfigError
-from prefect_mlops.evaluation import evaluate_holdout, log_holdout_report
+from prefect_mlops.evaluation import baseline_score, evaluate_holdout, log_holdout_report
 from prefect_mlops.features import build_preprocessor, infer_schema
 from prefect_mlops.gate import decide
 from prefect_mlops.metrics import POSITIVE_LABEL_TAG, decode_label
-from prefect_mlops.results import GateCheck
+from prefect_mlops.results import FeatureSchema, GateCheck
 from prefect_mlops.settings import Settings
 from tests.conftest import fast_config_dict
 
@@ -109,3 +109,9 @@ def test_the_positive_label_and_the_baseline_are_recorded_on_the_run(settings: S
     assert decode_label(run.data.tags[POSITIVE_LABEL_TAG]) == "No"
     assert run.data.metrics["baseline_balanced_accuracy"] == 0.5
     assert run.data.metrics["holdout_recall_Yes"] == report.evaluation.metrics["recall_Yes"]
+
+
+def test_regression_has_no_dummy_bar() -> None:
+    schema = FeatureSchema(target="y", task="regression", numeric=["x"])
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 4.0]})
+    assert baseline_score(frame, schema) is None
