@@ -240,8 +240,9 @@ def load_packaged(
         return _load_local(Path(uri), uri)
     repository = get_artifact_repository(uri, tracking_uri, registry_uri or tracking_uri)
     with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
-        check_safe_format(Model.load(repository.download_artifacts(MLMODEL_FILE_NAME, tmp)), uri)
-        return _load_local(Path(repository.download_artifacts("", tmp)), uri)
+        metadata = Model.load(repository.download_artifacts(MLMODEL_FILE_NAME, tmp))
+        check_safe_format(metadata, uri)
+        return _load_local(Path(repository.download_artifacts("", tmp)), uri, metadata)
 
 
 def load_pipeline(
@@ -251,8 +252,10 @@ def load_pipeline(
     return load_packaged(uri, tracking_uri, registry_uri).model
 
 
-def _load_local(folder: Path, label: str) -> PackagedModel:
-    metadata = Model.load(folder / MLMODEL_FILE_NAME)
+def _load_local(folder: Path, label: str, checked: Model | None = None) -> PackagedModel:
+    """The model in `folder`; `checked`: its MLmodel as already read (its file is the one the
+    folder holds, downloaded first), so it is not parsed again."""
+    metadata = checked or Model.load(folder / MLMODEL_FILE_NAME)
     declared = check_safe_format(metadata, label)
     if declared == "onnx":
         model: Any = mlflow.pyfunc.load_model(str(folder))  # mlflow.onnx's protobuf loader

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
 from prefect_mlops.packaging import load_packaged
@@ -55,14 +56,23 @@ def serving_client(settings: ServeSettings) -> MlflowClient:
     return registry_client(settings.tracking_uri, settings.registry_uri)
 
 
-def resolve_alias(client: MlflowClient, settings: ServeSettings) -> str:
-    """The version the alias points at right now."""
-    return str(require_version(client, settings.model_name, settings.alias).version)
+def resolve_alias(client: MlflowClient, settings: ServeSettings) -> ModelVersion:
+    """The version the alias points at right now (with its run id and tags)."""
+    return require_version(client, settings.model_name, settings.alias)
 
 
-def load_version(client: MlflowClient, settings: ServeSettings, version: str) -> LoadedModel:
-    """Load one version (skops or ONNX, never pickle); ONNX engine only when it matches sklearn."""
-    details = client.get_model_version(settings.model_name, version)
+def load_version(
+    client: MlflowClient,
+    settings: ServeSettings,
+    version: str,
+    details: ModelVersion | None = None,
+) -> LoadedModel:
+    """Load one version (skops or ONNX, never pickle); ONNX engine only when it matches sklearn.
+
+    `details`: the version as the alias look-up returned it (saves asking the registry again).
+    """
+    if details is None or str(details.version) != str(version):
+        details = client.get_model_version(settings.model_name, version)
     packaged = load_packaged(
         f"models:/{settings.model_name}/{version}", settings.tracking_uri, settings.registry_uri
     )

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import math
 import re
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -27,6 +31,7 @@ from serving.settings import ServeSettings
 
 logger = logging.getLogger(__name__)
 
+LOADING_SWITCH_SECONDS = 0.0005
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _URL = re.compile(r"(?P<scheme>[A-Za-z][\w+.-]*://)(?:[^/@\s]*@)?(?P<rest>[^\s?#]*)(?:[?#]\S*)?")
 # Error codes of an MlflowException that no registry sent: the call did not reach it (refused,
@@ -174,10 +179,12 @@ class Predictor:
         with self._reload_lock:
             previous = self._current.version if self._current else None
             try:
-                version = self._resolve_alias()
+                details = self._resolve_alias()
+                version = str(details.version)
                 if version == previous:
                     return RefreshOutcome(version, previous, changed=False)
-                loaded = load_version(self._client, self.settings, version)
+                with _prompt_switching():
+                    loaded = load_version(self._client, self.settings, version, details)
             except Exception as exc:
                 self._metrics.reloads.labels("failed").inc()
                 if self._current is None:
@@ -195,7 +202,7 @@ class Predictor:
             gc.freeze()
             return RefreshOutcome(version, previous, changed=True)
 
-    def _resolve_alias(self) -> str:
+    def _resolve_alias(self) -> ModelVersion:
         """The alias's version, noting whether the registry answered."""
         try:
             version = resolve_alias(self._client, self.settings)
@@ -256,6 +263,18 @@ def _predicts_floats(model: LoadedModel) -> bool:
         s.get("type") if s.get("type") != "tensor" else s["tensor-spec"]["dtype"] for s in specs
     }
     return bool(kinds) and kinds <= {"double", "float", "float64", "float32"}
+
+
+@contextlib.contextmanager
+def _prompt_switching() -> Iterator[None]:
+    """While a version loads on its thread, hand the GIL back to the event loop every 0.5 ms
+    instead of Python's 5 ms, so requests wait less for the loader's pure-Python work."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, LOADING_SWITCH_SECONDS))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 def public_uri(uri: str) -> str:

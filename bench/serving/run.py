@@ -5,6 +5,11 @@ Trains the bikeshare pipeline (prefect_mlops.estimators.build_model, Ridge), log
 it like the training flow, starts both servers on loopback, drives them with wrk (single-row
 `dataframe_split` requests, the same body for both), times 10k-row batches against in-process
 `predict`, prints a table and writes bench/results/serving-<time>.json.
+
+Alias swaps (`--swaps 10`, `--swaps-only` for this part alone): the service polling the alias
+every `--poll-seconds`, wrk for `--seconds` without swaps, then as long again while the alias
+flips between two versions `--swaps` times; p99 of both runs (goal: within 2x) and, per flip,
+the time until /metadata names the new version (goal: within one poll interval).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -118,7 +124,9 @@ def server(command: list[str], env: dict[str, str], ready_url: str, log: Path) -
                 process.kill()
 
 
-def run_wrk(url: str, body: bytes, seconds: int, connections: int, work: Path) -> dict[str, float]:
+def run_wrk(
+    url: str, body: bytes, seconds: int, connections: int, work: Path, warm: bool = True
+) -> dict[str, float]:
     """Requests/s and latency percentiles of single-row POSTs (wrk, one thread)."""
     body_file = work / "body.json"
     body_file.write_bytes(body)
@@ -135,7 +143,8 @@ def run_wrk(url: str, body: bytes, seconds: int, connections: int, work: Path) -
         "end\n"
     )
     base = ["wrk", "-t1", f"-c{connections}", "-s", str(script), url]
-    subprocess.run([*base[:1], "-d3s", *base[1:]], check=True, capture_output=True)  # warm-up
+    if warm:
+        subprocess.run([*base[:1], "-d3s", *base[1:]], check=True, capture_output=True)
     out = subprocess.run(
         [*base[:1], f"-d{seconds}s", *base[1:]], check=True, capture_output=True, text=True
     ).stdout
@@ -188,6 +197,89 @@ def time_batches(
     return statistics.median(served), statistics.median(local)
 
 
+def add_version(uri: str) -> tuple[str, str]:
+    """A second version of the benchmark model (the champion's model, registered again: its
+    load costs what any version's does); returns (champion, new) version numbers."""
+    client = MlflowClient(tracking_uri=uri)
+    champion = client.get_model_version_by_alias(NAME, "champion")
+    again = client.create_model_version(
+        NAME, source=str(champion.source), run_id=champion.run_id, model_id=champion.model_id
+    )
+    return str(champion.version), str(again.version)
+
+
+def flip_alias(
+    uri: str, base: str, versions: tuple[str, str], swaps: int, spacing: float
+) -> list[float]:
+    """Move `champion` between the two versions `swaps` times, `spacing` s apart; per move,
+    seconds until the service's /metadata names the new version (NaN when it never did)."""
+    client = MlflowClient(tracking_uri=uri)
+    lags: list[float] = []
+    with httpx.Client(base_url=base, timeout=10) as http:
+        for swap in range(swaps):
+            slot = time.monotonic() + spacing
+            target = versions[(swap + 1) % 2]
+            client.set_registered_model_alias(NAME, "champion", target)
+            moved = time.monotonic()
+            lag = float("nan")
+            while time.monotonic() < slot + spacing:
+                if http.get("/metadata").json()["version"] == target:
+                    lag = time.monotonic() - moved
+                    break
+                time.sleep(0.02)
+            lags.append(lag)
+            time.sleep(max(0.0, slot - time.monotonic()))
+    return lags
+
+
+def measure_swaps(
+    args: argparse.Namespace, uri: str, features: pd.DataFrame, work: Path, env: dict[str, str]
+) -> dict[str, Any]:
+    """p99 under wrk without swaps, then with `args.swaps` alias moves; pick-up time per move."""
+    versions = add_version(uri)
+    port = free_port()
+    command = [sys.executable, "-m", "serving", "--model", NAME, "--port", str(port)]
+    command += ["--workers", "1", "--poll-seconds", str(args.poll_seconds)]
+    body = split_body(features.head(1))
+    spacing = (args.seconds - 1) / args.swaps
+    with server(command, env, f"http://127.0.0.1:{port}/v2/health/ready", work / "swaps.log"):
+        base = f"http://127.0.0.1:{port}"
+        url = f"{base}/invocations"
+        steady = run_wrk(url, body, args.seconds, args.connections, work)
+        lags: list[float] = []
+        flipper = threading.Thread(
+            target=lambda: lags.extend(flip_alias(uri, base, versions, args.swaps, spacing))
+        )
+        flipper.start()
+        swapping = run_wrk(url, body, args.seconds, args.connections, work, warm=False)
+        flipper.join()
+    return {
+        "poll_seconds": args.poll_seconds,
+        "swaps": args.swaps,
+        "seconds_between_swaps": spacing,
+        "without_swaps": steady,
+        "during_swaps": swapping,
+        "p99_ratio": swapping["p99_ms"] / steady["p99_ms"],
+        "pickup_seconds": lags,
+        "pickup_max_s": max(lags),
+    }
+
+
+def print_swaps(swaps: dict[str, Any]) -> None:
+    steady, swapping = swaps["without_swaps"], swaps["during_swaps"]
+    print(
+        f"\nalias swaps: {swaps['swaps']} moves {swaps['seconds_between_swaps']:.1f} s apart, "
+        f"poll every {swaps['poll_seconds']} s"
+    )
+    for label, r in (("without swaps", steady), ("during swaps", swapping)):
+        print(
+            f"{label:14} {r['requests_per_s']:9.0f} req/s  p50 {r['p50_ms']:7.2f} ms  "
+            f"p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}"
+        )
+    lags = ", ".join(f"{lag:.2f}" for lag in swaps["pickup_seconds"])
+    print(f"p99 during / without swaps: {swaps['p99_ratio']:.2f}x; pick-up seconds: {lags}")
+
+
 def split_body(frame: pd.DataFrame) -> bytes:
     return orjson.dumps({"dataframe_split": frame.to_dict(orient="split", index=False)})
 
@@ -200,6 +292,9 @@ def main() -> None:
     parser.add_argument("--batch-rows", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--estimator", default="linear", help="a regression family of tasks.train")
+    parser.add_argument("--swaps", type=int, default=10, help="alias moves under load; 0: none")
+    parser.add_argument("--poll-seconds", type=float, default=1.0)
+    parser.add_argument("--swaps-only", action="store_true", help="measure alias swaps alone")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
@@ -216,6 +311,14 @@ def main() -> None:
             "PATH": f"{bin_dir}:{os.environ['PATH']}",
         }
         ours_env = {**env, "MLOPS_SERVE_LOG_DIR": str(work / "prediction_log")}
+        if args.swaps_only:
+            swaps = measure_swaps(args, uri, features, work, ours_env)
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            path = RESULTS / f"serving-swaps-{stamp}.json"
+            path.write_text(json.dumps(swaps, indent=2))
+            print_swaps(swaps)
+            print(f"written to {path}")
+            return
         single = split_body(features.head(1))
         batch_frame = pd.concat([features] * (args.batch_rows // len(features) + 1)).head(
             args.batch_rows
@@ -282,6 +385,8 @@ def main() -> None:
             results["mlflow_batch_s"], _ = time_batches(
                 f"{base}/invocations", batch, args.repeats, lambda: loaded.predict(batch_frame)
             )
+        if args.swaps:
+            results["swaps"] = measure_swaps(args, uri, features, work, ours_env)
     ours_rps = results["service_invocations"]["requests_per_s"]
     theirs_rps = results["mlflow_invocations"]["requests_per_s"]
     results["load_average_after"] = os.getloadavg()[0]
@@ -315,6 +420,8 @@ def print_table(results: dict, path: Path) -> None:
         f"service {results['service_batch_s'] * 1e3:.1f} ms (ratio {results['batch_ratio']:.2f}), "
         f"mlflow serve {results['mlflow_batch_s'] * 1e3:.1f} ms"
     )
+    if "swaps" in results:
+        print_swaps(results["swaps"])
     print(f"written to {path}")
 
 
