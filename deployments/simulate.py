@@ -5,6 +5,10 @@ replays later months through it (labels fed back on /feedback), runs the monitor
 when it raises a drift event starts retraining on the recent window, then shows the service
 answering with the new champion. Every step is a Prefect flow run, an MLflow run and (for
 monitoring) an Evidently report in the local workspace.
+
+The simulation keeps to its own names: the model `<demo model>-simulation` in the experiment
+`<demo>-simulation`, hence its own Evidently project, so it runs the same on a machine where
+`make demo` (or any other training) already registered the bike-sharing model.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from prefect_mlops.settings import Settings
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BIKESHARE_CSV = PROJECT_ROOT / "data" / "bikeshare" / "bikeshare_hourly_2011.csv"
 BIKESHARE_CONFIG = PROJECT_ROOT / "configs" / "bikeshare.yaml"
+SIMULATION_SUFFIX = "-simulation"
 
 
 class SimulationResult(BaseModel):
@@ -52,8 +57,12 @@ def months(frame: pd.DataFrame, first: int, last: int) -> pd.DataFrame:
 def write_simulation_config(
     folder: Path, landing_csv: Path, recent_days: float, fast: bool
 ) -> Path:
-    """The bikeshare config reading the landing CSV, with a recent training window."""
+    """The bikeshare config under the simulation's own names, reading the landing CSV, with a
+    recent training window."""
     raw = yaml.safe_load(BIKESHARE_CONFIG.read_text())
+    raw["name"] = f"{raw['name']}{SIMULATION_SUFFIX}"
+    raw["registered_model_name"] = f"{raw['registered_model_name']}{SIMULATION_SUFFIX}"
+    raw["experiment_name"] = raw["name"]
     raw["source"] = {"kind": "csv", "path": str(landing_csv)}
     raw["training_window"] = {"time_column": "timestamp", "days": recent_days}
     if fast:
@@ -71,18 +80,46 @@ def write_simulation_config(
     return path
 
 
-def training_deployments() -> list[str]:
-    """Names of training deployments on the configured Prefect server (none without a server)."""
+def retrain_triggers(model: str) -> list[str]:
+    """Enabled triggers on the configured Prefect server that answer `model`'s monitoring events
+    with a deployment run (none without a server)."""
     if not os.environ.get("PREFECT_API_URL"):
         return []
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.events.actions import RunDeployment
 
+    from prefect_mlops.monitoring import model_resource_id
+
+    resource = model_resource_id(model)
     with get_client(sync_client=True) as client:
-        found = client.read_deployments(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=["training"]))
+        automations = client.read_automations()
+    found = []
+    for automation in automations:
+        patterns = getattr(automation.trigger, "match", None)
+        wanted = patterns.model_dump().get("prefect.resource.id") if patterns else None
+        values = [wanted] if isinstance(wanted, str) else list(wanted or [])
+        matches = any(
+            resource == v or (v.endswith("*") and resource.startswith(v[:-1])) for v in values
         )
-    return [d.name for d in found]
+        runs = any(isinstance(a, RunDeployment) for a in automation.actions)
+        if automation.enabled and matches and runs:
+            found.append(automation.name)
+    return found
+
+
+def ensure_retrain_trigger(config_path: Path, model: str, say: Callable[[str], None]) -> list[str]:
+    """With a server: the triggers that will retrain `model`, deploying its own when none does."""
+    if not os.environ.get("PREFECT_API_URL"):
+        return []
+    triggers = retrain_triggers(model)
+    if triggers:
+        return triggers
+    from deployments.deploy import deploy_models
+
+    lines, _ = deploy_models([config_path], PROJECT_ROOT / "prefect.yaml")
+    for line in lines:
+        say(f"   {line}")
+    return retrain_triggers(model)
 
 
 def replay_sample(rows: pd.DataFrame, limit: int | None, seed: int = 0) -> pd.DataFrame:
@@ -121,6 +158,7 @@ def run_simulation(
     from prefect_mlops.features import infer_schema
     from prefect_mlops.registry import CHAMPION, require_version
     from prefect_mlops.tracking import mlflow_client
+    from tasks.registry import promote_model
 
     settings = Settings()
     folder = (workdir or settings.artifact_root / "simulation").resolve()
@@ -138,9 +176,13 @@ def run_simulation(
         say(line)
 
     step(f"1. landing data: months {train_months[0]}-{train_months[1]} in {landing}")
+    model = config.registered_model_name
+    triggers = ensure_retrain_trigger(config_path, model, step)
     first = training_flow(TrainingParams(config_path=str(config_path), reason="simulate: initial"))
     first_version = first.model_version.version
-    step(f"2. trained {config.registered_model_name} v{first_version} (champion)")
+    if not first.promoted:  # a simulation run before this one left its champion: start afresh
+        promote_model.fn(model, first_version, "simulate: initial champion", settings)
+    step(f"2. trained {model} v{first_version} (champion)")
 
     replayed = replay_sample(months(year, *replay_months), replay_rows)
     features = infer_schema(months(year, *train_months), config).features
@@ -174,11 +216,10 @@ def run_simulation(
 
         # As the retrain-on-drift trigger words it: the event's name and id
         reason = " ".join([summary.decision.events[0], *summary.events[:1]])
-        deployments = training_deployments()
-        if deployments:
+        if triggers:
             step(
-                f"5. events {summary.decision.events} emitted (ids {summary.events}); the training "
-                f"deployment(s) {deployments} start from their trigger on the server"
+                f"5. events {summary.decision.events} emitted (ids {summary.events}); the "
+                f"trigger(s) {triggers} start retraining on the server"
             )
             return save_result(
                 result.model_copy(
@@ -187,8 +228,8 @@ def run_simulation(
                 folder,
             )
         step(
-            f"5. events {summary.decision.events} emitted; no Prefect server with a training "
-            f"deployment here, so the training flow is called directly (window recent, "
+            f"5. events {summary.decision.events} emitted; no Prefect server with a retrain "
+            f"trigger here, so the training flow is called directly (window recent, "
             f"reason {reason})"
         )
         retrain = training_flow(
