@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
 from deployments.setup import ensure_work_pool
+from deployments.simulate import retrain_triggers
 from prefect_mlops.cli import app
 from prefect_mlops.settings import Settings
 from tests.conftest import fast_config_dict, write_config
@@ -17,7 +20,7 @@ MODELS = ("deploy-alpha", "deploy-beta")
 
 
 def test_two_configs_deploy_side_by_side_each_with_its_own_trigger(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ensure_work_pool()
     options = []
@@ -51,3 +54,8 @@ def test_two_configs_deploy_side_by_side_each_with_its_own_trigger(
             assert action.deployment_id == train.id
             assert action.parameters["params"]["config_path"] == config_path
             assert action.parameters["params"]["window"] == "recent"
+
+    # `mlops simulate` on this server would retrain a deployed model through its own trigger.
+    monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
+    assert retrain_triggers(MODELS[0]) == [f"retrain-{MODELS[0]}"]
+    assert retrain_triggers("not-deployed") == []
