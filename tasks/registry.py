@@ -6,6 +6,7 @@ from mlflow.exceptions import MlflowException
 from prefect import get_run_logger, task
 from sklearn.pipeline import Pipeline
 
+from prefect_mlops.comparison import split_tags
 from prefect_mlops.context import TrainingContext
 from prefect_mlops.errors import RegistryError
 from prefect_mlops.evaluation import holdout_metrics
@@ -114,7 +115,8 @@ def register_model(
     client = mlflow_client(ctx.settings)
     # The pending tag lives until the alias is set: a version that still has it after its run
     # died is half made, and the recovery pass deletes it.
-    tags = {**lineage, "mlflow_run_id": logged.run_id, PENDING_ALIAS_TAG: CHALLENGER}
+    split = split_tags(data.split.lineage)  # how its holdout was cut: later comparisons read it
+    tags = {**lineage, **split, "mlflow_run_id": logged.run_id, PENDING_ALIAS_TAG: CHALLENGER}
     ref = register_version(client, ctx.model_name, logged, tags)
     client.delete_model_version_tag(ref.name, ref.version, PENDING_ALIAS_TAG)
     return ref

@@ -27,6 +27,10 @@ def aliases(client: MlflowClient, name: str = MODEL) -> dict[str, str]:
     return {a: str(v) for a, v in client.get_registered_model(name).aliases.items()}
 
 
+def run_tags_of(client: MlflowClient, result) -> dict[str, str]:
+    return client.get_run(result.mlflow_run_id).data.tags
+
+
 def run_training(config_path: Path):
     return training_flow(TrainingParams(config_path=str(config_path)))
 
@@ -46,6 +50,7 @@ def test_demo_config_registers_a_champion_with_lineage(settings: Settings, train
     assert version.tags["validation_result"] == "passed"
     assert version.tags["prefect.flow_run_id"] not in ("", "none")
     assert len(version.tags["config_hash"]) == 16
+    assert version.tags["split_train_end"] == run_tags_of(client, trained)["split_train_end"]
     assert version.tags["git_commit"]
     run = client.get_run(trained.mlflow_run_id)
     assert run.info.status == "FINISHED"
