@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from mlflow.exceptions import MlflowException
-from prefect import get_run_logger, task
+from prefect import task
 from sklearn.pipeline import Pipeline
 
 from prefect_mlops.comparison import split_tags
 from prefect_mlops.context import TrainingContext
-from prefect_mlops.errors import RegistryError
-from prefect_mlops.evaluation import holdout_metrics
 from prefect_mlops.gate import decide_promotion
-from prefect_mlops.io import read_parquet, read_parquet_head
+from prefect_mlops.io import read_parquet_head
 from prefect_mlops.lineage import lineage_tags
 from prefect_mlops.packaging import (
     check_model_loads,
@@ -22,12 +19,10 @@ from prefect_mlops.packaging import (
 )
 from prefect_mlops.registry import (
     CHALLENGER,
-    CHAMPION,
     PENDING_ALIAS_TAG,
     promote_if_still_better,
     promote_version,
     roll_back,
-    version_by_alias,
 )
 from prefect_mlops.results import (
     ChampionScore,
@@ -44,7 +39,7 @@ from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import mlflow_client, use_tracking
 from tasks.evaluate import compare_with_version
 from tasks.locks import champion_lock
-from tasks.policies import IO_RETRIES, RELEASES_MEMORY
+from tasks.policies import IO_RETRIES
 
 
 @task
@@ -81,28 +76,6 @@ def verify_model_loads(
     use_tracking(settings)
     example = read_parquet_head(split.holdout_uri, 20, columns=schema.features)
     return check_model_loads(logged, model, example)
-
-
-@task(**RELEASES_MEMORY)
-def score_champion(
-    name: str, split: SplitRefs, schema: FeatureSchema, settings: Settings
-) -> ChampionScore | None:
-    """Score the current champion on the same holdout, or None when there is no champion."""
-    version = version_by_alias(mlflow_client(settings), name, CHAMPION)
-    if version is None:
-        return None
-    use_tracking(settings)
-    holdout = read_parquet(split.holdout_uri, columns=schema.columns())
-    try:
-        uri = f"models:/{name}/{version}"
-        champion = load_pipeline(uri, settings.tracking_uri, settings.registry_uri)
-        metrics = holdout_metrics(champion, holdout, schema)
-    except (MlflowException, RegistryError, KeyError, ValueError) as exc:
-        # An unsafe (pickle) or unloadable champion is recorded, not fatal: promotion then waits
-        # for a person instead of comparing against nothing.
-        get_run_logger().warning("champion v%s cannot score this holdout: %s", version, exc)
-        return ChampionScore(version=version, error=f"{type(exc).__name__}: {exc}")
-    return ChampionScore(version=version, metrics=metrics)
 
 
 @task(**IO_RETRIES)

@@ -10,9 +10,8 @@ import pytest
 
 from prefect_mlops.io import read_parquet_head, write_table_atomic
 from prefect_mlops.runtime import release_memory
-from tasks.evaluate import evaluate_model
+from tasks.evaluate import compare_with_champion, evaluate_model
 from tasks.ingest import snapshot_source
-from tasks.registry import score_champion
 from tasks.schema import derive_schema
 from tasks.split import split_snapshot
 from tasks.train import fit_model, score_candidate
@@ -37,7 +36,7 @@ def test_head_reads_only_the_first_rows_of_the_named_columns(tmp_path: Path) -> 
         score_candidate,
         fit_model,
         evaluate_model,
-        score_champion,
+        compare_with_champion,
     ],
     ids=lambda t: t.name,
 )
