@@ -29,8 +29,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two workers (CI has 2 cores): the system tests run as one group on one of them (tests/conftest.py).
+PYTEST_WORKERS ?= 2
 test: install lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
 bench: install
 	$(BIN)/python -m bench.training
