@@ -11,7 +11,6 @@ its Parquet footer, never per chunk. A snapshot of one chunk is validated exactl
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from great_expectations.checkpoint.checkpoint import CheckpointResult
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.expectations import gx
+from prefect_mlops.expectations.quarantine import quarantine_file
 from prefect_mlops.expectations.run import open_checkpoint, validate_frame
 from prefect_mlops.expectations.suites import Purpose
 from prefect_mlops.expectations.summary import EXAMPLES_SHOWN, failure_order, summarize_result
@@ -96,7 +96,7 @@ def validate_snapshot_file(
     )
     if failures:
         folder = confined(settings.quarantine_dir, batch_id, field="batch_id")
-        summary = _quarantine_file(Path(uri), summary, folder)
+        summary = quarantine_file(Path(uri), summary, folder)
     return summary
 
 
@@ -153,12 +153,3 @@ def _merged(results: list[CheckpointResult], checkpoint: Checkpoint) -> Checkpoi
     return CheckpointResult(
         run_id=results[0].run_id, run_results=runs, checkpoint_config=checkpoint
     )
-
-
-def _quarantine_file(path: Path, summary: ValidationSummary, folder: Path) -> ValidationSummary:
-    """Keep a failed snapshot (a byte copy, never read into memory) and its summary in `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, folder / "batch.parquet")
-    summary = summary.model_copy(update={"quarantine_uri": str(folder.resolve())})
-    (folder / "summary.json").write_text(summary.model_dump_json(indent=2))
-    return summary

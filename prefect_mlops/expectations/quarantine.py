@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,17 @@ def quarantine_batch(
 ) -> ValidationSummary:
     """Keep a failed batch and its summary in `folder`; the returned summary points there."""
     write_parquet_atomic(_parquet_safe(frame), folder / "batch.parquet")
+    return _keep_summary(summary, folder)
+
+
+def quarantine_file(path: Path, summary: ValidationSummary, folder: Path) -> ValidationSummary:
+    """Keep a failed snapshot file (a byte copy, never read into memory) and its summary."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, folder / "batch.parquet")
+    return _keep_summary(summary, folder)
+
+
+def _keep_summary(summary: ValidationSummary, folder: Path) -> ValidationSummary:
     summary = summary.model_copy(update={"quarantine_uri": str(folder.resolve())})
     (folder / "summary.json").write_text(summary.model_dump_json(indent=2))
     return summary
