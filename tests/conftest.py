@@ -19,15 +19,6 @@ BIKESHARE_CSV = ROOT / "data" / "bikeshare" / "bikeshare_hourly_2011.csv"
 BIKESHARE_CONFIG = ROOT / "configs" / "bikeshare.yaml"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """System tests share one stack per process: under pytest-xdist they run on one worker, and
-    first, so the longest group does not start last while the other worker idles."""
-    for item in items:
-        if item.get_closest_marker("system"):
-            item.add_marker(pytest.mark.xdist_group("system"))
-    items.sort(key=lambda item: item.get_closest_marker("system") is None)  # stable
-
-
 @pytest.fixture(scope="session", autouse=True)
 def prefect_harness() -> Iterator[None]:
     """One temporary Prefect server (SQLite) for the whole session."""
