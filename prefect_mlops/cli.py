@@ -429,14 +429,12 @@ def _params(model: type[M], **values: object) -> M:
     """A flow's parameter model from CLI options; a bad combination named as a ConfigError."""
     from pydantic import ValidationError
 
+    from prefect_mlops.config import validation_problems
+
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'options'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        _fail(ConfigError(problems))
+        _fail(ConfigError(validation_problems(exc, root="options")))
 
 
 @app.command()

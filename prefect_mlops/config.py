@@ -262,13 +262,17 @@ def load_config(path: str | Path) -> PipelineConfig:
     return parse_config(raw, origin=str(path))
 
 
+def validation_problems(exc: ValidationError, root: str = "<root>") -> str:
+    """Pydantic's report as one line: `field.path: message; ...` (`root` for whole-model errors)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or root}: {err['msg']}" for err in exc.errors()
+    )
+
+
 def parse_config(raw: dict[str, Any], origin: str = "<config>") -> PipelineConfig:
     """Validate a config mapping, translating pydantic's report into one readable error."""
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = validation_problems(exc)
         raise ConfigError(f"invalid pipeline config {origin}: {problems}") from exc
