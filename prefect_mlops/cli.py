@@ -121,8 +121,12 @@ def _quiet_console_tracebacks() -> None:
 
 def _run_flow(what: str, call: Callable[[], T]) -> T:
     """Run a flow for the CLI: a project error, or any other failure, becomes one line."""
+    from prefect_mlops.preflight import check_servers
+    from prefect_mlops.settings import Settings
+
     _quiet_console_tracebacks()
     try:
+        check_servers(Settings())
         return call()
     except MlopsError as exc:
         _fail(exc)
@@ -151,11 +155,12 @@ def check(config: ConfigOption = Path("configs/bikeshare.yaml")) -> None:
 @app.command()
 def train(config: ConfigOption = Path("configs/bikeshare.yaml")) -> None:
     """Run the training flow once, in-process (Prefect's temporary server when none is set)."""
-    from prefect_mlops.preflight import load_checked_config
+    from prefect_mlops.preflight import check_servers, load_checked_config
     from prefect_mlops.settings import Settings
 
     try:
         load_checked_config(config, Settings())  # in a second, before any server starts
+        check_servers(Settings())
     except MlopsError as exc:
         _fail(exc)
         return

@@ -7,6 +7,8 @@ instead of after the ephemeral Prefect server, the snapshot and Great Expectatio
 
 from __future__ import annotations
 
+import os
+import urllib.request
 from pathlib import Path
 from typing import Literal
 
@@ -54,3 +56,38 @@ def load_checked_config(
     config = load_config(path)
     check_pipeline(config, settings, purpose, origin=str(path))
     return config
+
+
+def server_problems(settings: Settings, timeout: float = 5.0) -> list[str]:
+    """The servers this run would use that do not answer: the Prefect API (`PREFECT_API_URL`,
+    when set; unset means a temporary server) and an HTTP MLflow tracking server.
+
+    Asked before a flow starts, so an unreachable server is one line naming the URL and the
+    setting, instead of Prefect's or MLflow's retries and a traceback minutes later."""
+    checks = []
+    prefect_url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    if prefect_url:
+        checks.append(("PREFECT_API_URL", prefect_url, f"{prefect_url}/health"))
+    if settings.tracking_uri.startswith(("http://", "https://")):
+        tracking = settings.tracking_uri.rstrip("/")
+        checks.append(("MLFLOW_TRACKING_URI", tracking, f"{tracking}/health"))
+    problems = []
+    for setting, url, health in checks:
+        try:
+            with urllib.request.urlopen(health, timeout=timeout) as answer:
+                if answer.status >= 400:
+                    problems.append(f"{setting}={url} answers {answer.status} at {health}")
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            problems.append(f"{setting}={url} does not answer ({reason})")
+    return problems
+
+
+def check_servers(settings: Settings) -> None:
+    """Raise one ConfigError naming every configured server that does not answer."""
+    problems = server_problems(settings)
+    if problems:
+        raise ConfigError(
+            "; ".join(problems) + " (start the stack with `mlops up`, or unset PREFECT_API_URL "
+            "to run on a temporary local Prefect server)"
+        )

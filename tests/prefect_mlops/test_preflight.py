@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from typer.testing import CliRunner
 
 from prefect_mlops.cli import app
 from prefect_mlops.errors import ConfigError
-from prefect_mlops.preflight import load_checked_config
+from prefect_mlops.preflight import check_servers, load_checked_config, server_problems
 from prefect_mlops.settings import Settings
 from tests.conftest import fast_config_dict, write_config
 
@@ -69,3 +70,37 @@ def test_mlops_check_reports_ok(fast_config_path: Path, settings: Settings):
     result = CliRunner().invoke(app, ["check", "--config", str(fast_config_path)])
     assert result.exit_code == 0, result.output
     assert "ok" in result.output
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_mlops_train_names_an_unreachable_prefect_server(
+    fast_config_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    url = f"http://127.0.0.1:{_closed_port()}/api"
+    monkeypatch.setenv("PREFECT_API_URL", url)
+    monkeypatch.delitem(sys.modules, "flows.training", raising=False)  # put back afterwards
+    result = CliRunner().invoke(app, ["train", "--config", str(fast_config_path)])
+    assert result.exit_code == 1
+    assert f"PREFECT_API_URL={url} does not answer" in result.output
+    assert "mlops up" in result.output
+    assert "flows.training" not in sys.modules  # nothing started against the dead server
+
+
+def test_an_unreachable_mlflow_server_is_named(settings: Settings):
+    url = f"http://127.0.0.1:{_closed_port()}"
+    problems = server_problems(settings.model_copy(update={"tracking_uri": url}), timeout=2)
+    assert problems == [
+        f"MLFLOW_TRACKING_URI={url} does not answer ([Errno 111] Connection refused)"
+    ]
+    with pytest.raises(ConfigError, match="MLFLOW_TRACKING_URI"):
+        check_servers(settings.model_copy(update={"tracking_uri": url}))
+
+
+def test_no_server_configured_means_no_problem(settings: Settings, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert server_problems(settings) == []
