@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class LoadedModel:
     engine_note: str = ""
     loaded_at: float = field(default_factory=time.time)
     rows_scored: Any = None
+    # One row of the logged input example, as JSON values: the request example of /docs.
+    example: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def uri(self) -> str:
@@ -95,7 +98,21 @@ def load_version(
         run_id=details.run_id,
         tags=dict(details.tags),
         engine_note=note,
+        example=example_records(example, schema),
     )
+
+
+def example_records(example: Any, schema: InputSchema) -> list[dict[str, Any]]:
+    """The first complete row of the input example (else its first row) as JSON records."""
+    if not isinstance(example, pd.DataFrame) or example.empty:
+        return []
+    frame = example[schema.names]
+    complete = frame.dropna()
+    first = (complete if not complete.empty else frame).head(1)
+    records: list[dict[str, Any]] = json.loads(
+        first.to_json(orient="records", date_format="iso", date_unit="s")
+    )
+    return records
 
 
 def choose_engine(

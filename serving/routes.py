@@ -21,7 +21,12 @@ from serving.protocols.open_inference import (
     model_metadata_v2,
     parse_infer_request,
 )
-from serving.protocols.predict import PredictResponse, parse_feedback, predict_response
+from serving.protocols.predict import (
+    FeedbackRequest,
+    PredictResponse,
+    parse_feedback,
+    predict_response,
+)
 from serving.responses import json_response
 from serving.schema import Columns
 
@@ -105,7 +110,7 @@ async def metrics(request: Request) -> Response:
     responses={200: {"model": PredictResponse}},
     openapi_extra={
         "requestBody": {
-            "content": {"application/json": {"example": {"records": [{"feature": 1.0}]}}},
+            # The served model's own schema and example are filled in by serving.docs.
             "description": "records validated against the model signature (see /metadata)",
         }
     },
@@ -169,7 +174,18 @@ async def infer(name: str, request: Request, predictor: PredictorDep) -> Respons
     return json_response(infer_response(prediction, request_id), prediction=prediction)
 
 
-@private.post("/feedback", tags=["predict"], status_code=202)
+@private.post(
+    "/feedback",
+    tags=["predict"],
+    status_code=202,
+    # The body is read raw (size-limited), so its schema is declared here for the docs.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": FeedbackRequest.model_json_schema()}},
+        }
+    },
+)
 async def feedback(request: Request, predictor: PredictorDep) -> Response:
     """Record the ground-truth label of a logged prediction, joined later by request id."""
     body = await read_body(request, predictor.settings.max_body_bytes)
