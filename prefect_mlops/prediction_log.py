@@ -18,6 +18,12 @@ Every row carries its `source`: `online` (the service), `batch` (the scoring flo
 (reserved). Monitoring reads `online` rows unless told otherwise, so a nightly scoring run does not
 move the live window.
 
+Every row also names its `arm`, the part of a rollout that produced it (prefect_mlops.rollout):
+`champion` (the version the alias serves), `challenger` (a canary or A/B request the version under
+rollout answered; source `online`) or `shadow` (the challenger's copy of a request, never returned;
+source `shadow`). Batch scoring writes `champion`: it scores with the version it was given. Files
+and tables written before the column existed read back as `champion`.
+
 Logs of the earlier layout (`predictions/date=YYYY-MM-DD/`, `feedback/date=YYYY-MM-DD/`, every
 model in one folder) are still read, filtered by their `model_name` column; their rows count as
 `online` (that layout did not record a source).
@@ -27,8 +33,8 @@ Compaction: `ParquetStore.compact` merges the small files of each past day's fol
 so a reader that lists the folder between the rename and the deletion skips the replaced files:
 no row is ever read twice or missed; one compactor per folder at a time (a lock file).
 
-SQL: tables `predictions` (features as JSON, `source` added to a table of the earlier schema) and
-`feedback` in any SQLAlchemy database; a model's rows are selected by `model_name`.
+SQL: tables `predictions` (features as JSON, `source` and `arm` added to a table of an earlier
+schema) and `feedback` in any SQLAlchemy database; a model's rows are selected by `model_name`.
 
 The log lives at `Settings().prediction_log_dir` unless a caller names another place.
 """
@@ -77,6 +83,12 @@ Table = Literal["predictions", "feedback"]
 LogSource = Literal["online", "batch", "shadow"]
 SOURCES: tuple[LogSource, ...] = ("online", "batch", "shadow")
 ONLINE: LogSource = "online"
+# The arm of a rollout a row came from (the names of prefect_mlops.rollout.ARMS); not in
+# PREDICTION_COLUMNS, whose order callers unpack.
+ARM_COLUMN = "arm"
+LogArm = Literal["champion", "challenger", "shadow"]
+LOG_ARMS: tuple[LogArm, ...] = ("champion", "challenger", "shadow")
+CHAMPION_ARM: LogArm = "champion"
 # Folder keys of the Parquet layout, and the day key of the earlier layout.
 MODEL_KEY, VERSION_KEY, DAY_KEY, SOURCE_KEY, LEGACY_DAY_KEY = (
     "model",
@@ -106,6 +118,7 @@ class PredictionRecord(NamedTuple):
     probabilities: np.ndarray | None
     row_offset: int = 0  # index of the first row: a record split to isolate a bad row keeps it
     source: str = ONLINE
+    arm: str = CHAMPION_ARM  # champion, challenger or shadow (see the module docstring)
 
 
 class FeedbackRecord(NamedTuple):
@@ -216,6 +229,7 @@ class SqlStore(LogStore):
             sa.Column("row_index", sa.Integer),
             sa.Column("timestamp", real),
             *(sa.Column(c, text) for c in ("features", "prediction", "probabilities", "source")),
+            sa.Column(ARM_COLUMN, text),
             sa.Column("feature_types", text),  # JSON {feature: "datetime"}: what JSON loses
         )
         sa.Table(
@@ -250,13 +264,14 @@ class SqlStore(LogStore):
 
     def connect(self) -> sa.Engine:
         """The engine, created with the log's tables on first use (a `predictions` table of the
-        earlier schema gets its `source` and `feature_types` columns; its rows read as online)."""
+        earlier schema gets its `source`, `feature_types` and `arm` columns; its rows read as
+        online rows of the champion)."""
         if self.engine is None:  # connect on first use, so a down database never stops start-up
             engine = sa.create_engine(self.url)
             self.meta.create_all(engine)
             columns = {c["name"] for c in sa.inspect(engine).get_columns("predictions")}
             with engine.begin() as connection:  # a log of the earlier schema gets the columns
-                for added in ("source", "feature_types"):
+                for added in ("source", "feature_types", ARM_COLUMN):
                     if added not in columns:
                         connection.execute(
                             sa.text(f"ALTER TABLE predictions ADD COLUMN {added} TEXT")
@@ -295,11 +310,17 @@ def record_folder(record: PredictionRecord | FeedbackRecord) -> str:
         if not record.model_name:
             return day
         return f"{_key_value(MODEL_KEY, record.model_name)}/{day}"
-    if record.source not in SOURCES:
-        raise LogValueError(f"source {record.source!r} is not one of {list(SOURCES)}")
+    _check_source_and_arm(record)
     model = _key_value(MODEL_KEY, record.model_name)
     version = _key_value(VERSION_KEY, str(record.model_version))
     return f"{model}/{version}/{day}/{SOURCE_KEY}={record.source}"
+
+
+def _check_source_and_arm(record: PredictionRecord) -> None:
+    if record.source not in SOURCES:
+        raise LogValueError(f"source {record.source!r} is not one of {list(SOURCES)}")
+    if record.arm not in LOG_ARMS:
+        raise LogValueError(f"arm {record.arm!r} is not one of {list(LOG_ARMS)}")
 
 
 def _by_folder(records: list[Any]) -> list[tuple[str, list[Any]]]:
@@ -345,6 +366,7 @@ def _prediction_table(records: list[PredictionRecord]) -> pa.Table:
         "features": features,
         "prediction": pa.array(np.concatenate([r.predictions for r in records]), from_pandas=True),
         "source": _repeat([r.source for r in records], counts),
+        ARM_COLUMN: _repeat([r.arm for r in records], counts),
     }
     if records[0].probabilities is not None:
         matrix = np.concatenate([r.probabilities for r in records])
@@ -353,8 +375,7 @@ def _prediction_table(records: list[PredictionRecord]) -> pa.Table:
 
 
 def _prediction_rows(record: PredictionRecord) -> list[dict[str, Any]]:
-    if record.source not in SOURCES:
-        raise LogValueError(f"source {record.source!r} is not one of {list(SOURCES)}")
+    _check_source_and_arm(record)
     names = list(record.columns)
     predictions = record.predictions.tolist()
     probabilities = record.probabilities.tolist() if record.probabilities is not None else None
@@ -371,6 +392,7 @@ def _prediction_rows(record: PredictionRecord) -> list[dict[str, Any]]:
             "prediction": _json(predictions[index]),
             "probabilities": None if probabilities is None else _json(probabilities[index]),
             "source": record.source,
+            ARM_COLUMN: record.arm,
             "feature_types": feature_types,
         }
         for index, values in enumerate(zip(*(record.columns[n] for n in names), strict=True))
@@ -537,7 +559,7 @@ def read_prediction_log(
     names = [model_name] if model_name else logged_models(url, directory)
     frames = [_flat(read_model_log(name, url, directory, labels, since, sources)) for name in names]
     if not frames:
-        return pd.DataFrame(columns=[*PREDICTION_COLUMNS, "label"])
+        return pd.DataFrame(columns=[*PREDICTION_COLUMNS, ARM_COLUMN, "label"])
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
@@ -576,6 +598,7 @@ def _empty_predictions() -> pa.Table:
             "features": pa.array([], pa.struct([])),
             "prediction": pa.array([], pa.float64()),
             "source": pa.array([], pa.string()),
+            ARM_COLUMN: pa.array([], pa.string()),
         }
     )
 
@@ -606,7 +629,20 @@ def _parquet_predictions(
     table = tables[0] if len(tables) == 1 else _concat_files(tables)
     if since is not None:
         table = table.filter(pc.field("timestamp") > since)
-    return table
+    return _with_arm(table)
+
+
+def _with_arm(table: pa.Table) -> pa.Table:
+    """Rows of files written before the `arm` column (or concatenated with them) as champion's."""
+    if ARM_COLUMN not in table.column_names:
+        return table.append_column(
+            ARM_COLUMN, pa.array([CHAMPION_ARM] * table.num_rows, pa.string())
+        )
+    arms = table.column(ARM_COLUMN)
+    if arms.null_count == 0 and not pa.types.is_null(arms.type):
+        return table
+    filled = pc.fill_null(arms.cast(pa.string()), CHAMPION_ARM)
+    return table.set_column(table.schema.get_field_index(ARM_COLUMN), ARM_COLUMN, filled)
 
 
 def _concat_files(tables: list[pa.Table]) -> pa.Table:
@@ -689,9 +725,16 @@ def _sql_model_log(
     table = sa.Table("predictions", meta, autoload_with=engine)  # NoSuchTableError names it
     feedback_table = sa.Table("feedback", meta, autoload_with=engine)
     source = sa.func.coalesce(table.c.source, ONLINE) if "source" in table.c else sa.literal(ONLINE)
-    kept = [c for c in table.c if c.name not in ("source", "feature_types")]
+    arm = (
+        sa.func.coalesce(table.c[ARM_COLUMN], CHAMPION_ARM)
+        if ARM_COLUMN in table.c
+        else sa.literal(CHAMPION_ARM)
+    )
+    kept = [c for c in table.c if c.name not in ("source", "feature_types", ARM_COLUMN)]
     types = table.c.feature_types if "feature_types" in table.c else sa.null()
-    query = sa.select(*kept, source.label("source"), types.label("feature_types"))
+    query = sa.select(
+        *kept, source.label("source"), arm.label(ARM_COLUMN), types.label("feature_types")
+    )
     query = query.where(table.c.model_name == model_name)
     if since is not None:
         query = query.where(table.c.timestamp > since)

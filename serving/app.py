@@ -79,6 +79,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     predictor = Predictor(settings, serving_client(settings), log, app.state.metrics)
     app.state.predictor = predictor
     app.state.log = log
+    predictor.start()
     await run_in_threadpool(predictor.try_refresh)
     poller = (
         asyncio.create_task(_follow_alias(predictor, settings.poll_seconds))
@@ -92,6 +93,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
+        await run_in_threadpool(predictor.close)  # shadow copies reach the log before it closes
         await run_in_threadpool(log.close)
 
 

@@ -87,6 +87,31 @@ class ServiceMetrics:
             ["table"],
             registry=self.registry,
         )
+        # Per arm of a rollout (serving.traffic); the rollout flow reads these by name.
+        self.arm_requests = Counter(
+            "mlops_serve_arm_requests",
+            "requests scored per rollout arm (champion, challenger, shadow), version and outcome",
+            ["arm", "version", "outcome"],
+            registry=self.registry,
+        )
+        self.arm_seconds = Histogram(
+            "mlops_serve_arm_seconds",
+            "model scoring time of one request per rollout arm and version, in seconds",
+            ["arm", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.shadow_dropped = Counter(
+            "mlops_serve_shadow_dropped",
+            "shadow copies dropped because the shadow queue was full (the client was answered)",
+            registry=self.registry,
+        )
+        self.rollout_share = Gauge(
+            "mlops_serve_rollout_share",
+            "the challenger's traffic share while a rollout is served (0 in shadow mode)",
+            ["mode", "champion", "challenger"],
+            registry=self.registry,
+        )
         for table in ("predictions", "feedback"):  # exported at 0, so "none lost" is visible
             for counter in (self.log_written, self.log_dead_lettered, self.log_lost):
                 counter.labels(table)
@@ -103,6 +128,14 @@ class ServiceMetrics:
         """Point the loaded-version gauge at a new version."""
         self.model.clear()
         self.model.labels(name, version, engine).set(1)
+
+    def rollout_served(
+        self, mode: str | None, champion: str, challenger: str | None, share: float
+    ) -> None:
+        """Point the rollout gauge at the split being served (cleared when none is)."""
+        self.rollout_share.clear()
+        if mode is not None and challenger is not None:
+            self.rollout_share.labels(mode, champion, challenger).set(share)
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -1,4 +1,10 @@
-"""The predictor service: holds the current model, predicts, logs, and follows the alias."""
+"""The predictor service: holds the current model, predicts, logs, and follows the alias.
+
+One registry read per poll (`get_registered_model`: aliases and tags together) gives the
+champion's version and the rollout state (prefect_mlops.rollout); the version under rollout is
+loaded beside the champion while a rollout is on (serving.traffic routes between them) and
+dropped when it ends. A rollout applies to a service following `champion` only.
+"""
 
 from __future__ import annotations
 
@@ -16,18 +22,28 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
-from mlflow.entities.model_registry import ModelVersion
+from mlflow.entities.model_registry import RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from prefect_mlops.errors import RegistryError
 from prefect_mlops.prediction_log import FeedbackRecord, PredictionRecord
+from prefect_mlops.registry import CHAMPION
+from prefect_mlops.rollout import ROLLOUT_ALIAS, Arm, RolloutState, parse_rollout
 from serving.errors import InputError, NotReadyError, UnknownModelError
 from serving.log_writer import PredictionLog
 from serving.metrics import ServiceMetrics
-from serving.model import LoadedModel, load_version, resolve_alias
+from serving.model import LoadedModel, load_version
 from serving.schema import Columns
 from serving.settings import ServeSettings
+from serving.traffic import (
+    ArmMeters,
+    ShadowJob,
+    ShadowScorer,
+    Traffic,
+    challenger_columns,
+    timed_predict,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +63,7 @@ class Prediction:
     model: LoadedModel
     predictions: list[Any]
     probabilities: list[list[float]] | None
+    arm: Arm = "champion"
 
 
 @dataclass(frozen=True)
@@ -91,7 +108,8 @@ class Predictor:
         self._client = client
         self._log = log
         self._metrics = metrics
-        self._current: LoadedModel | None = None
+        self._traffic: Traffic | None = None
+        self._shadow = ShadowScorer(log, metrics, settings.shadow_queue_size)
         self._reason = "the model has not been loaded yet"
         self._reload_lock = threading.Lock()
         self._registry = RegistryStatus(public_uri(settings.registry_uri or settings.tracking_uri))
@@ -100,48 +118,105 @@ class Predictor:
 
     @property
     def ready(self) -> bool:
-        return self._current is not None
+        return self._traffic is not None
 
     @property
     def not_ready_reason(self) -> str | None:
-        return None if self._current is not None else self._reason
+        return None if self._traffic is not None else self._reason
 
     @property
     def registry(self) -> RegistryStatus:
         return self._registry
 
-    def model(self, name: str | None = None) -> LoadedModel:
-        """The model to answer one request with (read once per request)."""
-        current = self._current
-        if current is None:
+    def start(self) -> None:
+        """Start the shadow scorer's thread."""
+        self._shadow.start()
+
+    def close(self) -> None:
+        """Score the queued shadow copies (so they reach the log), then stop."""
+        self._shadow.close()
+
+    def drain_shadow(self, timeout: float = 10.0) -> None:
+        """Wait until the queued shadow copies are scored and logged."""
+        self._shadow.drain(timeout)
+
+    def traffic(self, name: str | None = None) -> Traffic:
+        """The models to answer one request with (read once per request)."""
+        traffic = self._traffic
+        if traffic is None:
             raise NotReadyError(self._reason)
-        if name is not None and name != current.name:
-            raise UnknownModelError(
-                f"model {name!r} is not served here; this serves {current.name!r}"
-            )
-        return current
+        served = traffic.champion.name
+        if name is not None and name != served:
+            raise UnknownModelError(f"model {name!r} is not served here; this serves {served!r}")
+        return traffic
+
+    def model(self, name: str | None = None) -> LoadedModel:
+        """The champion (what metadata, labels and validation go by)."""
+        return self.traffic(name).champion
+
+    def rollout_view(self) -> tuple[dict[str, Any] | None, str | None]:
+        """The rollout being served (None when none is) and why a rollout is not served."""
+        traffic = self._traffic
+        if traffic is None:
+            return None, None
+        return traffic.view(), traffic.rollout_error
 
     def predict(
-        self, model: LoadedModel, columns: Columns, request_id: str | None = None
+        self,
+        traffic: Traffic,
+        columns: Columns,
+        request_id: str | None = None,
+        rollout_key: str | None = None,
     ) -> Prediction:
-        """Predict validated columns with `model` and queue them for the prediction log."""
-        output = model.engine.predict(columns)
+        """Predict champion-validated columns with the arm the rollout picks (the champion when
+        a challenger fails: its error is counted, the client never sees it) and queue the answer
+        for the prediction log; in shadow mode a copy goes to the challenger off this path."""
         rid = request_id if request_id and _REQUEST_ID.match(request_id) else uuid.uuid4().hex
+        model, output = traffic.champion, None
+        arm: Arm = "champion"
+        if traffic.splitting and traffic.arm_for(columns, rid, rollout_key) == "challenger":
+            output = self._challenger_answer(traffic, columns)
+            if output is not None:
+                assert traffic.challenger is not None
+                model, arm, columns = traffic.challenger, "challenger", output[1]
+        answer = (
+            timed_predict(model, traffic.champion_meters, columns) if output is None else output[0]
+        )
+        now = time.time()
         self._log.record(
             PredictionRecord(
                 rid,
-                time.time(),
+                now,
                 model.name,
                 model.version,
                 columns,
-                output.predictions,
-                output.probabilities,
+                answer.predictions,
+                answer.probabilities,
+                arm=arm,
             )
         )
-        self._remember(rid, len(output.predictions))
-        model.rows_scored.inc(len(output.predictions))
-        probabilities = None if output.probabilities is None else output.probabilities.tolist()
-        return Prediction(rid, model, output.predictions.tolist(), probabilities)
+        rows = len(answer.predictions)
+        self._remember(rid, rows)
+        model.rows_scored.inc(rows)
+        if traffic.shadowing:
+            self._shadow.submit(ShadowJob(traffic, columns, rid, now, rows))
+        probabilities = None if answer.probabilities is None else answer.probabilities.tolist()
+        return Prediction(rid, model, answer.predictions.tolist(), probabilities, arm)
+
+    def _challenger_answer(self, traffic: Traffic, columns: Columns) -> tuple[Any, Columns] | None:
+        """The challenger's output and the columns it scored, or None when it raised."""
+        assert traffic.challenger is not None and traffic.challenger_meters is not None
+        try:
+            taken = challenger_columns(traffic, columns)
+        except Exception:  # its signature refuses the request: the champion answers instead
+            traffic.challenger_meters.error.inc()
+            logger.debug("challenger v%s refused a request", traffic.challenger.version)
+            return None
+        try:
+            return timed_predict(traffic.challenger, traffic.challenger_meters, taken), taken
+        except Exception:  # counted by timed_predict; the champion answers instead
+            logger.debug("challenger v%s failed", traffic.challenger.version, exc_info=True)
+            return None
 
     def record_feedback(self, request_id: str, label: Any, row_index: int = 0) -> None:
         """Queue a ground-truth label for a row this service answered; refused, naming the
@@ -175,45 +250,140 @@ class Predictor:
             raise NotReadyError(f"cannot check request_id in the prediction log: {exc}") from exc
 
     def refresh(self) -> RefreshOutcome:
-        """Load the version the alias points at, if it is not the one served; then swap."""
+        """Read the registered model once (aliases and tags); load the champion's version if it
+        is not the one served, and the rollout's challenger if one is on; then swap, whole."""
         with self._reload_lock:
-            previous = self._current.version if self._current else None
+            current = self._traffic
+            previous = current.champion.version if current else None
             try:
-                details = self._resolve_alias()
-                version = str(details.version)
-                if version == previous:
-                    return RefreshOutcome(version, previous, changed=False)
-                with _prompt_switching():
-                    loaded = load_version(self._client, self.settings, version, details)
+                registered = self._read_registry()
+                version = self._champion_version(registered)
+                champion = (
+                    current.champion
+                    if current is not None and version == previous
+                    else self._load(version)
+                )
             except Exception as exc:
                 self._metrics.reloads.labels("failed").inc()
-                if self._current is None:
+                if current is None:
                     self._reason = f"cannot load {self.settings.model_uri}: {exc}"
                 raise
-            loaded.rows_scored = self._metrics.rows.labels(loaded.version)
-            self._current = loaded  # one reference assignment: requests see old or new, whole
-            self._metrics.reloads.labels("loaded").inc()
-            self._metrics.model_loaded(loaded.name, loaded.version, loaded.engine.name)
-            # Exempt the long-lived heap (libraries, model) from garbage collection scans:
-            # parsing a large request allocates enough objects to trigger full collections,
-            # each of which would otherwise walk everything MLflow, pandas and scikit-learn
-            # made (tens of ms). Freezing is O(1); no gc.collect() here: a full collection
-            # holds the GIL for hundreds of ms and stalled every request during a swap.
-            gc.freeze()
-            return RefreshOutcome(version, previous, changed=True)
+            traffic = self._traffic_for(registered, champion, current)
+            if current is None or traffic != current:
+                self._swap(traffic, current)
+            return RefreshOutcome(version, previous, changed=version != previous)
 
-    def _resolve_alias(self) -> ModelVersion:
-        """The alias's version, noting whether the registry answered."""
+    def _read_registry(self) -> RegisteredModel:
+        """The registered model (aliases and tags in one call), noting whether the registry
+        answered."""
+        name = self.settings.model_name
         try:
-            version = resolve_alias(self._client, self.settings)
+            registered = self._client.get_registered_model(name)
         except Exception as exc:
             answered = isinstance(exc, RegistryError) or (
                 isinstance(exc, MlflowException) and exc.error_code not in _NO_ANSWER
             )
             self._note_registry(answered, None if answered else _public_error(exc))
+            if isinstance(exc, MlflowException) and exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise RegistryError(f"registered model {name!r} does not exist") from exc
             raise
         self._note_registry(True, None)
-        return version
+        return registered
+
+    def _champion_version(self, registered: RegisteredModel) -> str:
+        version = (registered.aliases or {}).get(self.settings.alias)
+        if version is None:
+            raise RegistryError(
+                f"registered model {self.settings.model_name!r} has no alias "
+                f"{self.settings.alias!r}"
+            )
+        return str(version)
+
+    def _load(self, version: str, alias: str | None = None) -> LoadedModel:
+        with _prompt_switching():
+            loaded = load_version(self._client, self.settings, version)
+        if alias is not None:
+            loaded = replace(loaded, alias=alias)
+        loaded.rows_scored = self._metrics.rows.labels(loaded.version)
+        return loaded
+
+    def _traffic_for(
+        self, registered: RegisteredModel, champion: LoadedModel, current: Traffic | None
+    ) -> Traffic:
+        """The traffic the registry asks for; a rollout that cannot be served (its tag does not
+        parse, its version does not load) leaves every request to the champion, saying why."""
+        same_champion = current is not None and current.champion is champion
+        meters = (
+            current.champion_meters
+            if current is not None and same_champion
+            else ArmMeters.bind(self._metrics, "champion", champion.version)
+        )
+        plain = Traffic(champion, meters)
+        if self.settings.alias != CHAMPION:
+            return plain
+        try:
+            rollout = parse_rollout(dict(registered.tags or {}))
+        except RegistryError as exc:
+            logger.error("not serving a rollout of %s: %s", self.settings.model_name, exc)
+            return replace(plain, rollout_error=str(exc))
+        if rollout is None:
+            return plain
+        if rollout.version == champion.version:  # e.g. promoted, tag not yet cleared
+            return replace(plain, rollout=rollout)
+        return self._with_challenger(replace(plain, rollout=rollout), rollout, current)
+
+    def _with_challenger(
+        self, traffic: Traffic, rollout: RolloutState, current: Traffic | None
+    ) -> Traffic:
+        loaded = current.challenger if current is not None else None
+        if loaded is None or loaded.version != rollout.version:
+            try:
+                loaded = self._load(rollout.version, alias=ROLLOUT_ALIAS)
+            except Exception as exc:  # reported through /health and /metadata; champion serves
+                self._metrics.reloads.labels("failed").inc()
+                problem = f"cannot load the rollout's version {rollout.version}: " + _public_error(
+                    exc
+                )
+                logger.error("%s of %s", problem, self.settings.model_name)
+                return replace(traffic, rollout_error=problem)
+            self._metrics.reloads.labels("loaded").inc()
+        arm: Arm = "shadow" if rollout.mode == "shadow" else "challenger"
+        same = (
+            current is not None
+            and current.challenger is loaded
+            and current.challenger_meters is not None
+            and current.rollout is not None
+            and (current.rollout.mode == "shadow") == (arm == "shadow")
+        )
+        meters = (
+            current.challenger_meters
+            if same and current is not None
+            else ArmMeters.bind(self._metrics, arm, loaded.version)
+        )
+        fits = loaded.schema.columns == traffic.champion.schema.columns
+        return replace(traffic, challenger=loaded, challenger_meters=meters, challenger_fits=fits)
+
+    def _swap(self, traffic: Traffic, previous: Traffic | None) -> None:
+        self._traffic = traffic  # one reference assignment: requests see old or new, whole
+        champion = traffic.champion
+        if previous is None or previous.champion is not champion:
+            self._metrics.reloads.labels("loaded").inc()
+            self._metrics.model_loaded(champion.name, champion.version, champion.engine.name)
+        rollout = traffic.rollout
+        self._metrics.rollout_served(
+            rollout.mode if rollout and traffic.challenger else None,
+            champion.version,
+            traffic.challenger.version if traffic.challenger else None,
+            rollout.share if rollout else 0.0,
+        )
+        if previous is not None and previous.challenger is not None and not traffic.challenger:
+            logger.info("rollout of %s ended: every request to the champion", champion.name)
+        # Exempt the long-lived heap (libraries, model) from garbage collection scans:
+        # parsing a large request allocates enough objects to trigger full collections,
+        # each of which would otherwise walk everything MLflow, pandas and scikit-learn
+        # made (tens of ms). Freezing is O(1); no gc.collect() here: a full collection
+        # holds the GIL for hundreds of ms and stalled every request during a swap.
+        gc.freeze()
 
     def _note_registry(self, reachable: bool, error: str | None) -> None:
         status = replace(self._registry, reachable=reachable, checked_at=time.time(), error=error)

@@ -20,13 +20,15 @@ TRANSLATED_ERRORS = (ServingError, HTTPException)
 def json_response(
     body: Any, status_code: int = 200, prediction: Prediction | None = None
 ) -> Response:
-    """orjson-encoded JSON; prediction answers carry request id and model version headers."""
+    """orjson-encoded JSON; prediction answers carry request id, model version and rollout arm
+    headers."""
     headers = None
     if prediction is not None:
         headers = {
             "x-request-id": prediction.request_id,
             "x-model-name": prediction.model.name,
             "x-model-version": prediction.model.version,
+            "x-model-arm": prediction.arm,
         }
     content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
     return Response(content, status_code, headers, media_type="application/json")

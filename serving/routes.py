@@ -12,7 +12,6 @@ from starlette.requests import ClientDisconnect
 
 from serving.auth import require_token
 from serving.errors import InputError, NotReadyError, PayloadTooLargeError
-from serving.model import LoadedModel
 from serving.predictor import Prediction, Predictor
 from serving.protocols.invocations import invocation_parser
 from serving.protocols.open_inference import (
@@ -29,6 +28,7 @@ from serving.protocols.predict import (
 )
 from serving.responses import json_response
 from serving.schema import Columns
+from serving.traffic import Traffic
 
 T = TypeVar("T")
 # Bodies above this size are parsed and scored on a worker thread, not on the event loop.
@@ -56,12 +56,16 @@ async def live() -> dict[str, bool]:
 @private.get("/health", tags=["health"])
 async def health(predictor: PredictorDep) -> Response:
     """Liveness and readiness, with the reason when not ready, and whether the registry answered
-    the last alias look-up (a loaded model stays ready while the registry is down)."""
+    the last alias look-up (a loaded model stays ready while the registry is down); the rollout
+    served, and why one in the registry is not (the champion then answers everything)."""
+    rollout, rollout_error = predictor.rollout_view()
     body = {
         "live": True,
         "ready": predictor.ready,
         "reason": predictor.not_ready_reason,
         "registry": predictor.registry.as_dict(),
+        "rollout": rollout,
+        "rollout_error": rollout_error,
     }
     return json_response(body, status_code=200 if predictor.ready else 503)
 
@@ -80,8 +84,11 @@ async def ready(predictor: PredictorDep) -> Response:
 
 @private.get("/metadata", tags=["health"])
 async def metadata(predictor: PredictorDep) -> dict[str, Any]:
-    """Name, version, alias, engine, lineage tags and signature of the served model."""
+    """Name, version, alias, engine, lineage tags and signature of the served model; the
+    rollout sharing its traffic (mode, share, key, step, champion and challenger versions) or
+    null, and why a rollout in the registry is not served."""
     model = predictor.model()
+    rollout, rollout_error = predictor.rollout_view()
     return {
         "name": model.name,
         "version": model.version,
@@ -94,6 +101,8 @@ async def metadata(predictor: PredictorDep) -> dict[str, Any]:
         "signature": model.signature,
         "input_schema": model.schema.json_schema(),
         "loaded_at": model.loaded_at,
+        "rollout": rollout,
+        "rollout_error": rollout_error,
     }
 
 
@@ -120,8 +129,9 @@ async def predict(request: Request, predictor: PredictorDep) -> Response:
     body = await read_body(request, predictor.settings.max_body_bytes)
 
     def score() -> Prediction:
-        model = predictor.model()
-        return _score(predictor, model, model.schema.validate_predict_request(body), request)
+        traffic = predictor.traffic()
+        columns = traffic.champion.schema.validate_predict_request(body)
+        return _score(predictor, traffic, columns, request)
 
     prediction = await _run(score, heavy=len(body) > INLINE_BODY_BYTES)
     return json_response(predict_response(prediction), prediction=prediction)
@@ -134,8 +144,8 @@ async def invocations(request: Request, predictor: PredictorDep) -> Response:
     body = await read_body(request, predictor.settings.max_body_bytes)
 
     def score() -> Prediction:
-        model = predictor.model()
-        return _score(predictor, model, parse(body, model.schema), request)
+        traffic = predictor.traffic()
+        return _score(predictor, traffic, parse(body, traffic.champion.schema), request)
 
     prediction = await _run(score, heavy=len(body) > INLINE_BODY_BYTES)
     return json_response({"predictions": prediction.predictions}, prediction=prediction)
@@ -165,10 +175,10 @@ async def infer(name: str, request: Request, predictor: PredictorDep) -> Respons
     body = await read_body(request, predictor.settings.max_body_bytes)
 
     def score() -> tuple[Prediction, str | None]:
-        model = predictor.model(name)
+        traffic = predictor.traffic(name)
         envelope = parse_infer_request(body)
-        columns = columns_from_infer(envelope, model.schema)
-        return _score(predictor, model, columns, request), envelope.id
+        columns = columns_from_infer(envelope, traffic.champion.schema)
+        return _score(predictor, traffic, columns, request), envelope.id
 
     prediction, request_id = await _run(score, heavy=len(body) > INLINE_BODY_BYTES)
     return json_response(infer_response(prediction, request_id), prediction=prediction)
@@ -226,9 +236,11 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def _score(
-    predictor: Predictor, model: LoadedModel, columns: Columns, request: Request
+    predictor: Predictor, traffic: Traffic, columns: Columns, request: Request
 ) -> Prediction:
-    return predictor.predict(model, columns, request.headers.get("x-request-id"))
+    headers = request.headers
+    key = headers.get("x-rollout-key") if traffic.splitting else None
+    return predictor.predict(traffic, columns, headers.get("x-request-id"), key)
 
 
 async def _run(work: Callable[[], T], heavy: bool) -> T:

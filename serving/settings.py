@@ -58,6 +58,12 @@ class ServeSettings(BaseSettings):
     )
     log_flush_seconds: float = Field(default=1.0, gt=0.0)
     log_queue_size: int = Field(default=100_000, ge=1)
+    shadow_queue_size: int = Field(
+        default=10_000,
+        ge=1,
+        description="shadow copies waiting for the challenger; beyond it a copy is dropped "
+        "and counted (mlops_serve_shadow_dropped_total), never the client's request",
+    )
     feedback_known_requests: int = Field(
         default=100_000,
         ge=1,

@@ -103,6 +103,7 @@ def infer_response(prediction: Prediction, request_id: str | None) -> dict[str, 
         "model_name": prediction.model.name,
         "model_version": prediction.model.version,
         "id": request_id or prediction.request_id,
+        "parameters": {"model_arm": prediction.arm},
         "outputs": outputs,
     }
 

@@ -16,6 +16,10 @@ class PredictResponse(BaseModel):
     request_id: str
     model_name: str
     model_version: str
+    model_arm: str = Field(
+        default="champion",
+        description="the rollout arm that answered: champion, or challenger (canary and A/B)",
+    )
     predictions: list[Any]
     classes: list[Any] | None = None
     probabilities: list[list[float]] | None = None
@@ -39,6 +43,7 @@ def predict_response(prediction: Prediction) -> dict[str, Any]:
         "request_id": prediction.request_id,
         "model_name": model.name,
         "model_version": model.version,
+        "model_arm": prediction.arm,
         "predictions": prediction.predictions,
     }
     if prediction.probabilities is not None:
