@@ -171,6 +171,136 @@ class MonitoringConfig(StrictModel):
     )
 
 
+class RolloutStep(StrictModel):
+    """One step of a progressive rollout: the traffic split, its hold, and who must agree."""
+
+    mode: Literal["shadow", "canary", "ab"]
+    share: float = Field(default=0.0, ge=0.0, le=1.0, description="challenger's traffic share")
+    hold_seconds: float | None = Field(
+        default=None, ge=0.0, description="the step lasts at least this long"
+    )
+    hold_requests: int | None = Field(
+        default=None, ge=1, description="... and until the challenger's arm saw this many requests"
+    )
+    timeout_seconds: float | None = Field(
+        default=None, gt=0.0, description="undecided this long after it started: rolled back"
+    )
+    approval: bool = Field(default=False, description="a person approves before the step starts")
+    name: str | None = Field(default=None, description="the step's name (default from the mode)")
+
+    @model_validator(mode="after")
+    def _check_step(self) -> RolloutStep:
+        if self.mode == "shadow" and self.share != 0.0:
+            raise ValueError("a shadow step answers no request: share must be 0")
+        if self.mode != "shadow" and self.share <= 0.0:
+            raise ValueError(f"a {self.mode} step needs a share above 0")
+        if self.hold_seconds is None and self.hold_requests is None:
+            raise ValueError("a rollout step needs hold_seconds and/or hold_requests")
+        if self.timeout_seconds is not None and self.timeout_seconds <= (self.hold_seconds or 0):
+            raise ValueError("a step's timeout_seconds must be longer than its hold_seconds")
+        return self
+
+    @property
+    def label(self) -> str:
+        """`shadow`, `canary 10%`, `ab 50%` (or the configured name)."""
+        if self.name:
+            return self.name
+        return "shadow" if self.mode == "shadow" else f"{self.mode} {self.share * 100:g}%"
+
+
+def _default_rollout_steps() -> list[RolloutStep]:
+    return [
+        RolloutStep(mode="shadow", hold_seconds=600, hold_requests=200),
+        RolloutStep(mode="canary", share=0.1, hold_seconds=900, hold_requests=200),
+        RolloutStep(mode="canary", share=0.5, hold_seconds=900, hold_requests=500),
+    ]
+
+
+class RolloutThresholds(StrictModel):
+    """The live gate closing each rollout step (a rule without enough evidence keeps waiting)."""
+
+    min_requests: int = Field(default=50, ge=1, description="per arm, before error and latency")
+    max_error_rate: float = Field(default=0.01, ge=0.0, le=1.0, description="challenger's arm")
+    max_latency_p99_ratio: float = Field(
+        default=2.0, gt=0.0, description="challenger p99 at most this times the champion's ..."
+    )
+    latency_slack_seconds: float = Field(default=0.005, ge=0.0, description="... plus this")
+    max_latency_p99_seconds: float | None = Field(
+        default=None, gt=0.0, description="and at most this, absolute"
+    )
+    min_rows: int = Field(default=30, ge=2, description="logged rows per arm, before comparing")
+    min_agreement: float = Field(
+        default=0.9, ge=0.0, le=1.0, description="shadow: share of rows agreeing with the champion"
+    )
+    agreement_tolerance: float = Field(
+        default=0.1,
+        ge=0.0,
+        description="regression: relative difference from the champion's answer that agrees",
+    )
+    prediction_drift: bool = Field(
+        default=True, description="Evidently's drift test on the predictions, against the champion"
+    )
+    max_drift_share: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="canary/ab: share of inputs drifting from the champion's",
+    )
+    min_labels: int = Field(default=30, ge=2, description="labelled rows per arm for the test")
+    require_labels: bool = Field(
+        default=False, description="a step waits for min_labels (else judged when they arrive)"
+    )
+    significance: float = Field(
+        default=0.05, gt=0.0, lt=1.0, description="one-sided test: challenger worse on labels"
+    )
+
+
+class RolloutConfig(StrictModel):
+    """Progressive delivery of a blessed challenger: steps, gates, where the service is."""
+
+    enabled: bool = Field(
+        default=False, description="training hands a blessed challenger to the rollout flow"
+    )
+    steps: list[RolloutStep] = Field(default_factory=_default_rollout_steps, min_length=1)
+    key: str | None = Field(default=None, description="request field keeping a caller on one arm")
+    service_urls: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8000"],
+        min_length=1,
+        description="every replica of the service, for its /metrics",
+    )
+    log_url: str | None = Field(default=None, description="SQL prediction log; Parquet if unset")
+    log_dir: str | None = Field(
+        default=None, description="Parquet prediction log; the environment's when unset"
+    )
+    poll_seconds: float = Field(default=5.0, gt=0.0, description="how often evidence is read")
+    step_timeout_seconds: float = Field(default=3600.0, gt=0.0)
+    approve_promotion: bool = Field(default=False, description="a person approves the last move")
+    thresholds: RolloutThresholds = RolloutThresholds()
+
+    @model_validator(mode="after")
+    def _check_rollout(self) -> RolloutConfig:
+        if any(s.mode == "ab" for s in self.steps) and not self.key:
+            raise ValueError("an ab step needs rollout.key (the request field callers stick by)")
+        bad = [u for u in self.service_urls if not u.startswith(("http://", "https://"))]
+        if bad:
+            raise ValueError(f"service_urls must be http(s) URLs, got {bad}")
+        labels = [s.label for s in self.steps]
+        if len(labels) != len(set(labels)):
+            raise ValueError(f"rollout step names must be unique, got {labels}")
+        short = [
+            s.label
+            for s in self.steps
+            if s.timeout_seconds is None and (s.hold_seconds or 0) >= self.step_timeout_seconds
+        ]
+        if short:
+            raise ValueError(f"steps {short} hold longer than step_timeout_seconds")
+        return self
+
+    def timeout_of(self, step: RolloutStep) -> float:
+        """Seconds a step may take before it is rolled back undecided."""
+        return step.timeout_seconds or self.step_timeout_seconds
+
+
 class PipelineConfig(StrictModel):
     """Everything that defines one model: data, target, features, search, gates, registry."""
 
@@ -201,6 +331,7 @@ class PipelineConfig(StrictModel):
     approval: ApprovalConfig = ApprovalConfig()
     validation: ValidationConfig
     monitoring: MonitoringConfig = MonitoringConfig()
+    rollout: RolloutConfig = RolloutConfig()
     slices: list[str] = Field(default_factory=list)
     registered_model_name: SafeName
     experiment_name: SafeName | None = None
@@ -244,7 +375,9 @@ class PipelineConfig(StrictModel):
 
     def fingerprint(self) -> str:
         """A stable hash of the whole config, recorded on every model version."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        # How a version is delivered is not what it is: the rollout section is left out, so
+        # configs written before it existed keep their hash (reruns are still recognised).
+        canonical = json.dumps(self.model_dump(mode="json", exclude={"rollout"}), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
