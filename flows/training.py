@@ -52,6 +52,7 @@ from tasks.registry import (
     verify_model_loads,
 )
 from tasks.report import publish_gate_decision, publish_leaderboard, publish_training_summary
+from tasks.rollout import hand_to_rollout
 from tasks.schema import derive_schema
 from tasks.split import split_snapshot
 from tasks.track import (
@@ -117,7 +118,7 @@ def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult: 
     best = pick_best(scores)
     trained = train_best(ctx, data, best, run_id)
     decision = gate_candidate(ctx, trained)
-    version, promotion = register_and_promote(ctx, data, trained)
+    version, promotion = register_and_promote(ctx, data, trained, params.config_path)
     result = TrainingResult(
         snapshot=data.snapshot,
         validation=data.validation,
@@ -216,13 +217,16 @@ def gate_candidate(ctx: TrainingContext, trained: TrainedCandidate) -> GateDecis
 
 
 def register_and_promote(
-    ctx: TrainingContext, data: PreparedData, trained: TrainedCandidate
+    ctx: TrainingContext, data: PreparedData, trained: TrainedCandidate, config_path: str = ""
 ) -> tuple[ModelVersionRef, PromotionDecision]:
-    """Register the blessed challenger; move the champion when it is better (and approved)."""
+    """Register the blessed challenger; move the champion when it is better (and approved),
+    or hand it to a progressive rollout when the config's `rollout:` is enabled."""
     version = register_model(trained.logged, ctx, data)
     promotion = decide_promotion(
         trained.evaluation, trained.champion, data.validation, version, ctx.config.gate
     )
+    if promotion.promote and ctx.config.rollout.enabled:  # issue 14: the rollout flow promotes
+        promotion = hand_to_rollout(version, promotion, config_path, ctx.origin.flow_run_id)
     if promotion.promote and ctx.config.approval.required:
         promotion = request_approval(version, promotion, ctx.config.approval)
     if promotion.promote:  # under the champion lock, decided again if the champion moved
