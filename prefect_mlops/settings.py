@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from prefect_mlops.dask_runner import parse_task_runner
 
 
 class Settings(BaseSettings):
@@ -54,6 +56,24 @@ class Settings(BaseSettings):
     # A Running flow run of another host (or with no recorded process) whose flow and task runs
     # have not changed state for this long is taken for dead by the recovery pass.
     crash_after_seconds: float = Field(default=6 * 3600.0, gt=0)
+    # Where the training and batch-scoring flows' submitted tasks run (MLOPS_TASK_RUNNER):
+    # "threads" in the flow process, "dask" on a local Dask cluster started with the flow run, or
+    # a Dask scheduler's address ("tcp://host:8786"). Dask needs the `dask` extra.
+    task_runner: str = "threads"
+
+    @field_validator("task_runner")
+    @classmethod
+    def _check_task_runner(cls, value: str) -> str:
+        parse_task_runner(value)  # the error names what is accepted
+        return value.strip()
+
+    @field_validator("artifact_root")
+    @classmethod
+    def _absolute_root(cls, value: Path) -> Path:
+        """Made absolute where the settings are built, so every lineage tag, report link and
+        log location recorded from it names the same place from any working directory (a
+        worker on another host resolves it when the root is on a shared filesystem)."""
+        return value.expanduser().absolute()
 
     @property
     def snapshot_dir(self) -> Path:

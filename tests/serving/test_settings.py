@@ -18,7 +18,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_log_defaults_to_the_shared_artifact_folder() -> None:
-    assert ServeSettings().log_dir == Path("artifacts/prediction_log")
+    assert ServeSettings().log_dir == Path("artifacts/prediction_log").absolute()
 
 
 def test_log_follows_the_artifact_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
