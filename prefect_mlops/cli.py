@@ -241,35 +241,6 @@ def rollback(
 
 
 @app.command()
-def up() -> None:
-    """Start the local stack on loopback: Prefect server and worker, MLflow server, the service."""
-    from prefect_mlops.stack import StackSettings, stack_env, stack_up
-
-    stack = StackSettings()
-    try:
-        for line in stack_up(stack, Path.cwd()):
-            typer.echo(line)
-    except MlopsError as exc:
-        _fail(exc)
-        return
-    typer.echo(f"\nPrefect UI      http://{stack.host}:{stack.prefect_port}")
-    typer.echo(f"MLflow UI       {stack.mlflow_url}")
-    typer.echo(f"Predictions     {stack.serve_url}/docs")
-    typer.echo("\nUse the stack from this shell:")
-    for key, value in stack_env(stack).items():
-        typer.echo(f"export {key}={value}")
-
-
-@app.command()
-def down() -> None:
-    """Stop what `mlops up` started (and nothing else)."""
-    from prefect_mlops.stack import StackSettings, stack_down
-
-    for line in stack_down(StackSettings(), Path.cwd()):
-        typer.echo(line)
-
-
-@app.command()
 def deploy(
     config: Annotated[
         list[Path] | None,

@@ -1,8 +1,13 @@
 """`mlops up` / `down` / `status`: a supervised local stack on loopback.
 
-Prefect server, a process worker, an MLflow tracking server (SQLite backend, artifacts served) and
-the prediction service, each started in its own session (so its own process group, whose id is
-the launcher's pid) with its log under `<stack_dir>/logs/` and that id under `<stack_dir>/run/`.
+Prefect server, a process worker, an MLflow tracking server (artifacts served) and the prediction
+service. Profile `local` (the default): SQLite and local files. Profile `production`
+(`MLOPS_STACK_PROFILE=production` or `mlops up --profile production`): the Prefect server, MLflow's
+tracking store and the prediction log on PostgreSQL - an existing server given by
+`MLOPS_STACK_DATABASE_URL`, else a local cluster of `prefect_mlops.postgres` that `up` starts and
+`down` stops - and MLflow with two workers. Each service is started in its own session (so its own
+process group, whose id is the launcher's pid) with its log under `<stack_dir>/logs/` and that id
+under `<stack_dir>/run/`.
 A service is *running* while its launcher lives, *orphaned* when the launcher died but processes
 of its group still do (MLflow's and Prefect's servers fork workers), *dead* when its group is
 empty. `up` starts what is stopped, restarts what died, stops and names orphans before starting
@@ -23,11 +28,14 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL
 
 from prefect_mlops.errors import MlopsError
+from prefect_mlops.postgres import LocalPostgres, ensure_databases, server_url
 
 WORK_POOL = "mlops-process"
 
@@ -48,6 +56,16 @@ class StackSettings(BaseSettings):
     serve_port: int = Field(default=8080, ge=1, le=65535)
     model_name: str = "bikeshare-demand"
     start_timeout: float = Field(default=120.0, gt=0)
+    # production: Prefect, MLflow and the prediction log on PostgreSQL, MLflow with 2 workers.
+    profile: Literal["local", "production"] = "local"
+    # An existing PostgreSQL server (postgresql://user:password@host:port), env only; unset: a
+    # local cluster under <dir>/postgres, on postgres_port (0: a free port chosen at creation).
+    database_url: SecretStr | None = None
+    postgres_port: int = Field(default=0, ge=0, le=65535)
+    postgres_bin: Path | None = None  # initdb and pg_ctl; Debian's newest version when unset
+    mlflow_workers: int = Field(default=2, ge=1)
+    # Where MLflow's server keeps the artifacts it serves: <dir>/mlartifacts, or s3://... etc.
+    artifacts_destination: str | None = None
 
     @property
     def prefect_api_url(self) -> str:
@@ -78,9 +96,55 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
+def local_postgres(stack: StackSettings) -> LocalPostgres | None:
+    """The stack's own PostgreSQL cluster: production profile with no server given."""
+    if stack.profile != "production" or stack.database_url is not None:
+        return None
+    return LocalPostgres(stack.dir, stack.postgres_bin, host=stack.host)
+
+
+def database_urls(stack: StackSettings) -> dict[str, URL]:
+    """Prefect's, MLflow's and the prediction log's database URLs (production profile); empty
+    for the local profile, or before the local cluster exists."""
+    if stack.profile != "production":
+        return {}
+    cluster = local_postgres(stack)
+    if cluster is None:
+        assert stack.database_url is not None
+        server = server_url(stack.database_url.get_secret_value())
+    elif cluster.port() is None:
+        return {}
+    else:
+        server = cluster.url()
+    return {
+        "prefect": server.set(drivername="postgresql+asyncpg", database="prefect"),
+        "mlflow": server.set(drivername="postgresql", database="mlflow"),
+        "predictions": server.set(drivername="postgresql", database="predictions"),
+    }
+
+
+def _url(url: URL) -> str:
+    return url.render_as_string(hide_password=False)
+
+
+def production_env(stack: StackSettings) -> dict[str, str]:
+    """The prediction log's URL (the service writes it, monitoring reads it) and, for the local
+    cluster, PGPASSFILE; the local profile adds nothing."""
+    urls = database_urls(stack)
+    if not urls:
+        return {}
+    cluster = local_postgres(stack)
+    log_url = _url(urls["predictions"])
+    return {
+        **(cluster.env() if cluster else {}),
+        "MLOPS_SERVE_LOG_URL": log_url,
+    }
+
+
 def stack_env(stack: StackSettings) -> dict[str, str]:
     """The variables every stack process (and a user's shell) needs to use the stack."""
     return {
+        **production_env(stack),
         "PREFECT_API_URL": stack.prefect_api_url,
         "MLFLOW_TRACKING_URI": stack.mlflow_url,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -100,6 +164,38 @@ FAIL_FAST = {
     "PREFECT_API_REQUEST_TIMEOUT": "20",
     "PREFECT_CLIENT_MAX_RETRIES": "3",
 }
+
+
+def _mlflow_store(stack: StackSettings) -> list[str]:
+    """MLflow's backend store, artifact store and workers for the profile."""
+    artifacts = stack.artifacts_destination or str((stack.dir / "mlartifacts").resolve())
+    urls = database_urls(stack)
+    if stack.profile == "local":
+        backend, workers = f"sqlite:///{(stack.dir / 'mlflow.db').resolve()}", ["--workers", "1"]
+    else:
+        backend = _url(urls["mlflow"]) if urls else "postgresql://"
+        # Under load the default 30 s health check killed busy workers in a loop (STACK.md).
+        workers = [
+            "--workers",
+            str(stack.mlflow_workers),
+            "--uvicorn-opts",
+            "--timeout-worker-healthcheck 120",
+        ]
+    return [
+        "--backend-store-uri",
+        backend,
+        "--artifacts-destination",
+        artifacts,
+        "--serve-artifacts",
+        *workers,
+    ]
+
+
+def _prefect_database(stack: StackSettings) -> dict[str, str]:
+    urls = database_urls(stack)
+    if not urls:
+        return {}
+    return {"PREFECT_SERVER_DATABASE_CONNECTION_URL": _url(urls["prefect"])}
 
 
 def services(stack: StackSettings, project_dir: Path) -> list[Service]:
@@ -125,6 +221,7 @@ def services(stack: StackSettings, project_dir: Path) -> list[Service]:
                 **shared,
                 "PREFECT_HOME": home,
                 "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS": "2",
+                **_prefect_database(stack),
             },
         ),
         Service(
@@ -136,13 +233,7 @@ def services(stack: StackSettings, project_dir: Path) -> list[Service]:
                 stack.host,
                 "--port",
                 str(stack.mlflow_port),
-                "--backend-store-uri",
-                f"sqlite:///{(stack.dir / 'mlflow.db').resolve()}",
-                "--artifacts-destination",
-                str((stack.dir / "mlartifacts").resolve()),
-                "--serve-artifacts",
-                "--workers",
-                "1",
+                *_mlflow_store(stack),
             ],
             port=stack.mlflow_port,
             health_url=f"{stack.mlflow_url}/health",
@@ -374,19 +465,50 @@ def _selected(stack: StackSettings, project_dir: Path, names: list[str] | None) 
     return [s for s in chosen if s.name in names]
 
 
+def prepare_databases(stack: StackSettings) -> list[str]:
+    """Production profile: the local cluster started (created once), or the given server's
+    databases made; nothing for the local profile."""
+    if stack.profile != "production":
+        return []
+    cluster = local_postgres(stack)
+    if cluster is not None:
+        return cluster.start(stack.postgres_port)
+    assert stack.database_url is not None
+    return ensure_databases(server_url(stack.database_url.get_secret_value()))
+
+
 def stack_up(stack: StackSettings, project_dir: Path, names: list[str] | None = None) -> list[str]:
     """Start (or restart) every service of the stack, or only `names`, that is not running."""
-    return [start_service(stack, service) for service in _selected(stack, project_dir, names)]
+    lines = prepare_databases(stack)
+    return lines + [start_service(stack, s) for s in _selected(stack, project_dir, names)]
 
 
 def stack_down(
     stack: StackSettings, project_dir: Path, names: list[str] | None = None
 ) -> list[str]:
-    """Stop every service `up` started (or only `names`), in reverse order."""
+    """Stop every service `up` started (or only `names`), in reverse order; then the local
+    PostgreSQL cluster when the whole stack stops (its data stays for the next `up`)."""
     chosen = reversed(_selected(stack, project_dir, names))
-    return [stop_service(stack, service) for service in chosen]
+    lines = [stop_service(stack, service) for service in chosen]
+    cluster = local_postgres(stack)
+    if cluster is not None and names is None:
+        lines.append(cluster.stop())
+    return lines
+
+
+def postgres_status(stack: StackSettings) -> ServiceStatus | None:
+    """The local PostgreSQL cluster's state (pg_ctl's), None when the stack has none."""
+    cluster = local_postgres(stack)
+    if cluster is None:
+        return None
+    if not cluster.running():
+        return ServiceStatus("postgres", "stopped")
+    pid = int((cluster.data_dir / "postmaster.pid").read_text().split()[0])
+    return ServiceStatus("postgres", "running", pid, tuple(group_members(pid)))
 
 
 def stack_status(stack: StackSettings, project_dir: Path) -> list[ServiceStatus]:
-    """Each service's state, process group and health."""
-    return [service_status(stack, service) for service in services(stack, project_dir)]
+    """Each service's state, process group and health (the local PostgreSQL first)."""
+    database = postgres_status(stack)
+    statuses = [service_status(stack, service) for service in services(stack, project_dir)]
+    return ([database] if database else []) + statuses
