@@ -1,0 +1,242 @@
+"""Rollouts in the service: the registry's state routes requests between champion and challenger.
+
+Version 1 is the champion; version 2 predicts exactly SHIFT more (so every answer tells which
+model computed it); version 3 refuses nulls in its numeric features (a challenger that raises on
+requests the champion answers).
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from mlflow.tracking import MlflowClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from prefect_mlops.prediction_log import read_model_log
+from prefect_mlops.rollout import ROLLOUT_TAG, RolloutState, clear_rollout, write_rollout
+from serving.app import create_app
+from serving.engines import EngineOutput
+from serving.metrics import ServiceMetrics
+from serving.traffic import ShadowJob, ShadowScorer
+from tests.serving.conftest import REGRESSOR, Store, make_settings, register, row
+
+SHIFT = 1000.0
+CHALLENGER, STRICT_CHALLENGER = "2", "3"
+
+
+@pytest.fixture(scope="module")
+def _rollout_template(_template_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The serving template plus the two challengers, registered once for the module."""
+    root = tmp_path_factory.mktemp("rollout-template")
+    shutil.copy(_template_store / "mlflow.db", root / "mlflow.db")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    store = Store(uri, _template_store, MlflowClient(tracking_uri=uri))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        assert register(store, REGRESSOR, shift=SHIFT, alias=None) == CHALLENGER
+        assert register(store, REGRESSOR, strict=True, alias=None) == STRICT_CHALLENGER
+    return root
+
+
+@pytest.fixture
+def store(
+    _rollout_template: Path, _template_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Store:
+    shutil.copy(_rollout_template / "mlflow.db", tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return Store(uri, _template_store, MlflowClient(tracking_uri=uri))
+
+
+@pytest.fixture
+def serve(store: Store, tmp_path: Path) -> Iterator[Any]:
+    """Start the real app on `store` with the rollout already written (as a restart would)."""
+    apps: list[TestClient] = []
+
+    def start(state: RolloutState | None = None, **overrides: Any) -> TestClient:
+        if state is not None:
+            write_rollout(store.client, REGRESSOR, state)
+        client = TestClient(create_app(make_settings(store, tmp_path, **overrides)))
+        apps.append(client)
+        return client.__enter__()
+
+    yield start
+    for client in apps:
+        client.__exit__(None, None, None)
+
+
+def _ask(client: TestClient, record: dict | None = None, **headers: str) -> tuple[Any, dict]:
+    response = client.post("/predict", json={"records": [record or row()]}, headers=headers)
+    assert response.status_code == 200, response.text
+    return response, response.json()
+
+
+def _metric(client: TestClient, name: str, **labels: str) -> float:
+    """One sample of `/metrics` (0 when absent)."""
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
+
+
+def _log(client: TestClient) -> Any:
+    client.app.state.predictor.drain_shadow()
+    client.app.state.log.flush()
+    return read_model_log(REGRESSOR, directory=client.app.state.settings.log_dir).rows
+
+
+def test_canary_share_is_roughly_respected_and_each_answer_and_row_names_its_arm(serve) -> None:
+    client = serve(RolloutState(version=CHALLENGER, mode="canary", share=0.3, step="10%"))
+    answers = [_ask(client, **{"x-request-id": f"canary-{i}"}) for i in range(300)]
+    arms = [body["model_arm"] for _, body in answers]
+    share = arms.count("challenger") / len(arms)
+    assert 0.2 < share < 0.4, share
+    base = next(b["predictions"][0] for _, b in answers if b["model_arm"] == "champion")
+    for response, body in answers:
+        version, arm = body["model_version"], body["model_arm"]
+        assert response.headers["x-model-arm"] == arm
+        assert response.headers["x-model-version"] == version
+        assert (arm, version) in {("champion", "1"), ("challenger", CHALLENGER)}
+        expected = base + (SHIFT if arm == "challenger" else 0.0)
+        assert body["predictions"][0] == pytest.approx(expected, rel=1e-9)
+    rows = _log(client)
+    logged = rows.set_index("request_id")
+    for _, body in answers:
+        entry = logged.loc[body["request_id"]]
+        assert (entry["arm"], entry["model_version"]) == (body["model_arm"], body["model_version"])
+    assert set(rows["source"]) == {"online"}
+    challenger_ok = _metric(
+        client, "mlops_serve_arm_requests_total", arm="challenger", version="2", outcome="ok"
+    )
+    assert challenger_ok == arms.count("challenger")
+
+
+def test_ab_assignment_is_sticky_per_key_from_header_or_column(serve) -> None:
+    state = RolloutState(version=CHALLENGER, mode="ab", share=0.5, key="hr")
+    client = serve(state)
+    by_column = {
+        hr: {_ask(client, row(hr=hr))[1]["model_arm"] for _ in range(3)} for hr in range(24)
+    }
+    assert all(len(arms) == 1 for arms in by_column.values())
+    assert {next(iter(a)) for a in by_column.values()} == {"champion", "challenger"}
+    for hr, arms in by_column.items():  # the arm is the state's pure function of the key
+        assert arms == {state.serving_arm(str(hr), "ignored")}
+    # the header names the caller, whatever the row holds
+    header = {f"customer-{i}": state.serving_arm(f"customer-{i}", "x") for i in range(20)}
+    for customer, arm in header.items():
+        assert _ask(client, row(hr=3), **{"x-rollout-key": customer})[1]["model_arm"] == arm
+
+
+def test_shadow_answers_never_reach_a_client_but_are_logged_as_shadow_rows(serve) -> None:
+    client = serve(RolloutState(version=CHALLENGER, mode="shadow", step="shadow"))
+    answers = [_ask(client, row(hr=i % 24))[1] for i in range(40)]
+    assert {(a["model_arm"], a["model_version"]) for a in answers} == {("champion", "1")}
+    rows = _log(client)
+    online, shadow = rows[rows["source"] == "online"], rows[rows["source"] == "shadow"]
+    assert set(online["arm"]) == {"champion"} and set(online["model_version"]) == {"1"}
+    assert set(shadow["arm"]) == {"shadow"} and set(shadow["model_version"]) == {CHALLENGER}
+    assert sorted(shadow["request_id"]) == sorted(a["request_id"] for a in answers)
+    served = online.set_index("request_id")["prediction"]
+    shadowed = shadow.set_index("request_id")["prediction"]
+    assert (shadowed - served[shadowed.index]).to_numpy() == pytest.approx(SHIFT)
+    labels = {"arm": "shadow", "version": CHALLENGER, "outcome": "ok"}
+    assert _metric(client, "mlops_serve_arm_requests_total", **labels) == 40
+    assert _metric(client, "mlops_serve_shadow_dropped_total") == 0
+    metadata = client.get("/metadata").json()["rollout"]
+    assert metadata["mode"] == "shadow" and metadata["challenger_version"] == CHALLENGER
+    assert metadata["champion_version"] == "1" and metadata["challenger_loaded"] is True
+
+
+def test_a_challenger_that_raises_is_answered_by_the_champion_and_counted(serve) -> None:
+    client = serve(RolloutState(version=STRICT_CHALLENGER, mode="canary", share=1.0))
+    _, refused = _ask(client, row(hum=None))  # the strict challenger refuses a null humidity
+    _, taken = _ask(client, row())
+    assert (refused["model_arm"], refused["model_version"]) == ("champion", "1")
+    assert (taken["model_arm"], taken["model_version"]) == ("challenger", STRICT_CHALLENGER)
+    errors = {"arm": "challenger", "version": STRICT_CHALLENGER, "outcome": "error"}
+    assert _metric(client, "mlops_serve_arm_requests_total", **errors) == 1
+    champion = {"arm": "champion", "version": "1", "outcome": "ok"}
+    assert _metric(client, "mlops_serve_arm_requests_total", **champion) == 1
+    assert _metric(client, "mlops_serve_arm_seconds_count", arm="champion", version="1") == 1
+
+
+def test_a_cleared_rollout_unloads_the_challenger_and_sends_everything_to_the_champion(
+    serve, store: Store
+) -> None:
+    client = serve(RolloutState(version=CHALLENGER, mode="canary", share=1.0))
+    assert _ask(client)[1]["model_arm"] == "challenger"
+    clear_rollout(store.client, REGRESSOR)
+    assert client.post("/reload").json() == {"version": "1", "previous": "1", "changed": False}
+    assert client.app.state.predictor.traffic().challenger is None
+    assert client.get("/metadata").json()["rollout"] is None
+    assert {_ask(client)[1]["model_arm"] for _ in range(10)} == {"champion"}
+    assert "mlops_serve_rollout_share{" not in client.get("/metrics").text
+
+
+def test_a_malformed_rollout_tag_is_reported_while_the_champion_serves(serve, store: Store) -> None:
+    store.client.set_registered_model_tag(REGRESSOR, ROLLOUT_TAG, '{"mode": "canary"')
+    client = serve()
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json()["ready"] is True
+    assert ROLLOUT_TAG in health.json()["rollout_error"]
+    metadata = client.get("/metadata").json()
+    assert metadata["rollout"] is None and ROLLOUT_TAG in metadata["rollout_error"]
+    assert _ask(client)[1]["model_version"] == "1"
+
+
+def test_a_rollout_of_a_version_that_does_not_load_leaves_the_champion_serving(
+    serve, store: Store
+) -> None:
+    state = RolloutState(version=CHALLENGER, mode="canary", share=1.0)
+    store.client.set_registered_model_tag(REGRESSOR, ROLLOUT_TAG, state.model_dump_json())
+    store.client.delete_model_version(REGRESSOR, CHALLENGER)
+    client = serve()
+    error = client.get("/health").json()["rollout_error"]
+    assert "cannot load the rollout's version 2" in error
+    assert _ask(client)[1]["model_arm"] == "champion"
+
+
+class _HeldEngine:
+    """A real engine whose calls wait until the test lets them go (a stuck challenger)."""
+
+    name = "held"
+
+    def __init__(self, engine: Any, gate: threading.Event) -> None:
+        self.engine, self.gate = engine, gate
+
+    def predict(self, columns: Any) -> EngineOutput:
+        self.gate.wait(30)
+        return self.engine.predict(columns)
+
+
+def test_a_full_shadow_queue_drops_the_copy_and_counts_it_without_blocking(serve) -> None:
+    client = serve(RolloutState(version=CHALLENGER, mode="shadow"))
+    traffic = client.app.state.predictor.traffic()
+    gate = threading.Event()
+    assert traffic.challenger is not None
+    held = replace(
+        traffic,
+        challenger=replace(traffic.challenger, engine=_HeldEngine(traffic.challenger.engine, gate)),
+    )
+    metrics = ServiceMetrics()
+    scorer = ShadowScorer(client.app.state.log, metrics, capacity=2)
+    scorer.start()
+    try:
+        columns = {"temp": [1.0], "hum": [0.5], "hr": [3], "season": [1], "weather": ["mist"]}
+        scorer.submit(ShadowJob(held, columns, "taken", 0.0))
+        while scorer._jobs:  # the worker took it and is held inside the challenger
+            threading.Event().wait(0.01)
+        for i in range(5):  # two queued, three dropped: submit returns at once every time
+            scorer.submit(ShadowJob(held, columns, f"r{i}", 0.0))
+        assert metrics.shadow_dropped._value.get() == 3
+    finally:
+        gate.set()
+        scorer.close()
