@@ -65,8 +65,13 @@ def validate_snapshot_file(
         where = f"chunk {index + 1}/{chunks} (rows {start:,}-{start + batch.num_rows - 1:,})"
         frame = batch.to_pandas()
         del batch  # one copy of the chunk at a time
+        last_report = config.validation.data_docs == "always" and index == chunks - 1
         result = gx.run_checkpoint(
-            context, checkpoint, frame, run_name=f"{purpose}-{batch_id}-{index + 1}"
+            context,
+            checkpoint,
+            frame,
+            run_name=f"{purpose}-{batch_id}-{index + 1}",
+            report=last_report,
         )
         del frame
         _release_chunk()
@@ -77,7 +82,7 @@ def validate_snapshot_file(
             seen.setdefault((failure.expectation, failure.column), []).append(
                 (where, failure.observed)
             )
-        if failed or (config.validation.data_docs == "always" and index == chunks - 1):
+        if failed or last_report:
             kept.append(result)
         progress(
             f"validation {checkpoint.name}: {where} "

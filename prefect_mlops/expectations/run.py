@@ -30,9 +30,12 @@ def validate_frame(
     never raised. A missing suite or checkpoint raises `DataValidationError` naming the fix.
     """
     context, checkpoint = open_checkpoint(config, settings, purpose)
-    result = gx.run_checkpoint(context, checkpoint, frame, run_name=f"{purpose}-{batch_id}")
+    always = config.validation.data_docs == "always"
+    result = gx.run_checkpoint(
+        context, checkpoint, frame, run_name=f"{purpose}-{batch_id}", report=always
+    )
     docs_url = None
-    if not result.success or config.validation.data_docs == "always":
+    if not result.success or always:
         docs_url = gx.build_data_docs(context, result)
     summary = summarize_result(result, data_docs_url=docs_url)
     if not summary.success:
