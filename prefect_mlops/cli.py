@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 import typer
 
 from prefect_mlops.cli_ops import OPS_RUNTIME_DEFAULTS, register_ops
+from prefect_mlops.cli_rollout import register_rollout
 from prefect_mlops.errors import ConfigError, MlopsError
 from serving.cli import serve
 
@@ -438,3 +439,4 @@ def simulate(
 
 app.command(name="serve")(serve)
 register_ops(app)
+register_rollout(app)
