@@ -103,6 +103,16 @@ def local_postgres(stack: StackSettings) -> LocalPostgres | None:
     return LocalPostgres(stack.dir, stack.postgres_bin, host=stack.host)
 
 
+def _started_cluster(stack: StackSettings) -> LocalPostgres | None:
+    """The local cluster `down` and `status` handle: the profile's, or one an earlier
+    `up --profile production` left under the stack dir (so a plain `mlops down` stops it too)."""
+    cluster = local_postgres(stack)
+    if cluster is None and stack.database_url is None:
+        found = LocalPostgres(stack.dir, stack.postgres_bin, host=stack.host)
+        return found if found.exists() else None
+    return cluster
+
+
 def database_urls(stack: StackSettings) -> dict[str, URL]:
     """Prefect's, MLflow's and the prediction log's database URLs (production profile); empty
     for the local profile, or before the local cluster exists."""
@@ -490,7 +500,7 @@ def stack_down(
     PostgreSQL cluster when the whole stack stops (its data stays for the next `up`)."""
     chosen = reversed(_selected(stack, project_dir, names))
     lines = [stop_service(stack, service) for service in chosen]
-    cluster = local_postgres(stack)
+    cluster = _started_cluster(stack)
     if cluster is not None and names is None:
         lines.append(cluster.stop())
     return lines
@@ -498,7 +508,7 @@ def stack_down(
 
 def postgres_status(stack: StackSettings) -> ServiceStatus | None:
     """The local PostgreSQL cluster's state (pg_ctl's), None when the stack has none."""
-    cluster = local_postgres(stack)
+    cluster = _started_cluster(stack)
     if cluster is None:
         return None
     if not cluster.running():

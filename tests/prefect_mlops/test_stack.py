@@ -9,7 +9,14 @@ from pydantic import SecretStr
 
 from prefect_mlops.cli_ops import _hide_password
 from prefect_mlops.postgres import LocalPostgres, PostgresError, server_url
-from prefect_mlops.stack import Service, StackSettings, services, stack_env
+from prefect_mlops.stack import (
+    Service,
+    StackSettings,
+    services,
+    stack_down,
+    stack_env,
+    stack_status,
+)
 
 SERVER = "postgresql://ops:s3cret@db.internal:6543"
 
@@ -96,3 +103,19 @@ def test_missing_postgresql_binaries_name_the_install_script(tmp_path: Path) -> 
     with pytest.raises(PostgresError, match=r"\.ci/install-postgres\.sh"):
         cluster.create()
     assert not (tmp_path / "stack").exists()
+
+
+def test_a_plain_down_also_handles_a_cluster_an_earlier_production_up_left(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "postgres.json").write_text('{"port": 45432, "role": "mlops"}')
+    (tmp_path / "postgres" / "data").mkdir(parents=True)
+    (tmp_path / "postgres" / "data" / "PG_VERSION").write_text("15\n")
+    local = StackSettings(dir=tmp_path)  # the default profile, as `mlops down` without options
+    assert stack_down(local, tmp_path)[-1] == "postgres: not running"
+    assert stack_status(local, tmp_path)[0].line() == "postgres: stopped"
+
+
+def test_a_stack_that_never_made_a_cluster_shows_no_postgres(tmp_path: Path) -> None:
+    names = [s.name for s in stack_status(StackSettings(dir=tmp_path), tmp_path)]
+    assert "postgres" not in names
