@@ -12,6 +12,7 @@ from prefect_mlops.settings import Settings
 from prefect_mlops.sources import Source
 from tasks.configure import load_pipeline_config
 from tasks.policies import exit_without_collection, refuse_pickle
+from tasks.runners import SettingsTaskRunner
 from tasks.score import (
     ScoringSummary,
     enforce_scoring_gate,
@@ -46,6 +47,7 @@ class ScoringParams(BaseModel):
 @flow(
     name="batch-scoring",
     description="Score a dataset with the champion model in chunks.",
+    task_runner=SettingsTaskRunner(),
     on_running=[refuse_pickle, exit_without_collection],
 )
 def scoring_flow(params: ScoringParams) -> ScoringSummary:

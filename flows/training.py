@@ -11,7 +11,6 @@ from prefect.flows import Flow
 from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run as current_run
 from prefect.states import State
-from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 from sklearn.pipeline import Pipeline
 
@@ -53,6 +52,7 @@ from tasks.registry import (
 )
 from tasks.report import publish_gate_decision, publish_leaderboard, publish_training_summary
 from tasks.rollout import hand_to_rollout
+from tasks.runners import SettingsTaskRunner
 from tasks.schema import derive_schema
 from tasks.split import split_snapshot
 from tasks.track import (
@@ -99,8 +99,7 @@ def _close_mlflow_runs(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any
     description="Train, gate and register a model from a pipeline config.",
     # Candidates bound themselves (tuning.parallel_candidates); the extra thread lets the three
     # preparation tasks run beside validation (which stays on the flow's thread).
-    # (Prefect 3.8 types TaskRunner as invariant in its future type, so mypy needs the ignore.)
-    task_runner=ThreadPoolTaskRunner(max_workers=cpu_count() + 1),  # type: ignore[arg-type]
+    task_runner=SettingsTaskRunner(max_threads=cpu_count() + 1),
     on_running=[refuse_pickle, exit_without_collection],
     on_failure=[_close_mlflow_runs],
 )
@@ -225,7 +224,8 @@ def register_and_promote(
     promotion = decide_promotion(
         trained.evaluation, trained.champion, data.validation, version, ctx.config.gate
     )
-    if promotion.promote and ctx.config.rollout.enabled:  # issue 14: the rollout flow promotes
+    # issue 14: against a champion, the rollout flow promotes (a first version has none to test)
+    if promotion.promote and ctx.config.rollout.enabled and trained.champion is not None:
         promotion = hand_to_rollout(version, promotion, config_path, ctx.origin.flow_run_id)
     if promotion.promote and ctx.config.approval.required:
         promotion = request_approval(version, promotion, ctx.config.approval)

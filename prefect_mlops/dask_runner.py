@@ -54,9 +54,9 @@ def parse_task_runner(value: str) -> RunnerChoice:
 
 def local_cluster_kwargs() -> dict[str, Any]:
     """`distributed.LocalCluster` arguments for the `dask` setting: worker processes (the GIL
-    and glibc arenas stay per worker) sized by Dask from the cores, loopback only, no dashboard
-    (it needs bokeh, which the extra does not pull in)."""
-    return {"processes": True, "host": "127.0.0.1", "dashboard_address": None}
+    and glibc arenas stay per worker) sized by Dask from the cores, everything on loopback and
+    on free ports (its HTTP server too: the dashboard itself needs bokeh, not in the extra)."""
+    return {"processes": True, "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}
 
 
 def current_worker() -> Any | None:

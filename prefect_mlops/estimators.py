@@ -20,6 +20,7 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 
 from prefect_mlops.config import PipelineConfig, TaskType
+from prefect_mlops.dask_runner import fold_backend
 from prefect_mlops.errors import ConfigError
 from prefect_mlops.features import build_preprocessor
 from prefect_mlops.metrics import (
@@ -134,7 +135,7 @@ def cross_validate_spec(
     metric = config.gate.primary_metric
     positive = training_positive_label(config.task, train[schema.target], config.positive_label)
     started = time.perf_counter()
-    with openmp_threads(threads):
+    with openmp_threads(threads), fold_backend() as n_jobs:
         cv = cross_validate(
             build_model(spec, schema, config.seed),
             train[schema.features],
@@ -142,6 +143,7 @@ def cross_validate_spec(
             cv=cv_splitter(config),
             scoring=scorer(metric, positive),
             error_score="raise",
+            n_jobs=n_jobs,
         )
     scores = np.array([cv_score_to_metric(metric, s) for s in cv["test_score"]])
     return scores, time.perf_counter() - started

@@ -17,6 +17,8 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
+from prefect_mlops.dask_runner import current_worker, workers_on_host
+
 
 def skip_exit_collection(*_: Any) -> None:
     """Make interpreter shutdown skip its final garbage collections over long-lived objects.
@@ -81,6 +83,27 @@ def cpu_share(parallel: int) -> int:
     return max(1, cpu_count() // max(1, parallel))
 
 
+@cache
+def _dask_worker_share(address: str) -> int:
+    worker = current_worker()
+    if worker is None or worker.address != address:
+        raise RuntimeError(f"not on the Dask worker {address}")
+    cores = max(1, cpu_count() // workers_on_host(worker))
+    return max(1, cores // max(1, worker.state.nthreads))
+
+
+def dask_worker_threads() -> int | None:
+    """OpenMP and BLAS threads for one task on this Dask worker, or None off a worker.
+
+    Sized from the worker's own cores: its host's cores split among the cluster's workers on
+    that host, then among the worker's task slots (`nthreads`). The Dask nanny sets OMP, MKL and
+    OpenBLAS threads to 1, which starves a worker started with fewer slots than cores; the flow
+    host's count would be wrong on any other machine. Asked of the scheduler once per worker.
+    """
+    worker = current_worker()
+    return None if worker is None else _dask_worker_share(worker.address)
+
+
 @contextmanager
 def openmp_threads(threads: int) -> Iterator[None]:
     """Cap OpenMP threads (scikit-learn's boosting, forests' BLAS) for work on this thread.
@@ -88,6 +111,13 @@ def openmp_threads(threads: int) -> Iterator[None]:
     Candidates side by side on worker threads share the cores; uncapped, their OpenMP teams
     thrash (once libgomp manages more threads than cores it stops spin-waiting: a refit made
     76,881 voluntary context switches instead of 288 and took 10.1 s instead of 8.2 s).
+    On a Dask worker `threads` (the flow host's share) gives way to the worker's own share,
+    for BLAS as well as OpenMP.
     """
+    on_worker = dask_worker_threads()
+    if on_worker is not None:
+        with threadpool_limits(limits=on_worker):
+            yield
+        return
     with threadpool_limits(limits=threads, user_api="openmp"):
         yield

@@ -40,9 +40,10 @@ from prefect_mlops.tracking import mlflow_client, use_tracking
 from tasks.evaluate import compare_with_version
 from tasks.locks import champion_lock
 from tasks.policies import IO_RETRIES
+from tasks.runners import IN_PROCESS
 
 
-@task
+@task(tags=[IN_PROCESS])  # its loaded state serves this process's log_model, not a Dask worker's
 def prepare_model_logging() -> list[str]:
     """Pin and check the model's requirements and load skops, beside the refit (about 1.3 s)."""
     return warm_up_model_logging()

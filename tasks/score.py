@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -10,7 +12,10 @@ import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
 from pydantic import BaseModel
+from sklearn.pipeline import Pipeline
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.destinations import Destination
@@ -23,11 +28,18 @@ from prefect_mlops.packaging import load_pipeline
 from prefect_mlops.prediction_log import LogStore, PredictionRecord, open_store
 from prefect_mlops.registry import require_version
 from prefect_mlops.results import ModelVersionRef, ValidationSummary
-from prefect_mlops.scoring_inputs import model_label, predict_rows, scoring_chunks
+from prefect_mlops.runtime import cpu_count, openmp_threads
+from prefect_mlops.scoring_inputs import (
+    model_label,
+    predict_rows,
+    require_features,
+    scoring_chunks,
+)
 from prefect_mlops.settings import Settings
 from prefect_mlops.sources import Source
 from prefect_mlops.tracking import mlflow_client, use_tracking
 from tasks.policies import IO_RETRIES
+from tasks.runners import current_dask_slots
 
 
 class ScoringSummary(BaseModel):
@@ -99,8 +111,10 @@ def score_source(
     label, where = model_label(model.name, model.version), source.describe()
     started, rows, chunks, dead = time.perf_counter(), 0, 0, 0
     with destination.open_writer() as write:
-        for index, chunk in enumerate(scoring_chunks(source, chunk_rows, label)):
-            predictions = predict_rows(pipeline, chunk, features, where, label)
+        batches = scoring_chunks(source, chunk_rows, label)
+        for index, (chunk, predictions) in enumerate(
+            predict_chunks(pipeline, batches, features, where, label)
+        ):
             inputs = chunk[features]
             write(chunk.assign(prediction=predictions, model_version=model.version))
             if store is not None:
@@ -121,6 +135,43 @@ def score_source(
         logged=store is not None,
         dead_lettered=dead,
     )
+
+
+def predict_chunks(
+    pipeline: Pipeline,
+    chunks: Iterator[pd.DataFrame],
+    features: list[str],
+    where: str,
+    label: str,
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """Each chunk with its predictions, in order: predicted here on threads; on the flow's Dask
+    cluster as `predict_chunk` tasks, two per worker slot in flight (memory bounded here and on
+    the workers). Reading, writing and the log stay on this process."""
+    slots = current_dask_slots()
+    if slots is None:
+        for chunk in chunks:
+            yield chunk, predict_rows(pipeline, chunk, features, where, label)
+        return
+    pending: deque[tuple[pd.DataFrame, PrefectFuture[np.ndarray]]] = deque()
+    for chunk in chunks:
+        require_features(chunk, features, where, label)
+        rows = chunk[features]
+        pending.append((chunk, predict_chunk.submit(pipeline, rows, features, where, label)))
+        if len(pending) > 2 * slots:
+            done, future = pending.popleft()
+            yield done, future.result()
+    while pending:
+        done, future = pending.popleft()
+        yield done, future.result()
+
+
+@task(cache_policy=NO_CACHE)  # hashing every chunk for a cache key would cost more than it saves
+def predict_chunk(
+    pipeline: Pipeline, rows: pd.DataFrame, features: list[str], where: str, label: str
+) -> np.ndarray:
+    """Predict one chunk of a batch on a Dask worker, with the worker's own cores."""
+    with openmp_threads(cpu_count()):
+        return predict_rows(pipeline, rows, features, where, label)
 
 
 def scored_record(

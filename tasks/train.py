@@ -20,6 +20,7 @@ from prefect_mlops.runtime import cpu_share
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import log_candidate_run, mlflow_client
 from tasks.policies import RELEASES_MEMORY, retry_transient
+from tasks.runners import current_dask_slots
 
 
 @task
@@ -50,9 +51,12 @@ def cross_validate_candidates(
     runs apart.
     """
     wanted = config.tuning.parallel_candidates or default_parallel_candidates(split.train_rows)
+    on_dask = current_dask_slots() is not None
+    if on_dask and not config.tuning.parallel_candidates:
+        wanted = len(specs)  # all to the cluster: its workers' slots bound them, whatever the rows
     parallel = max(1, min(wanted, len(specs)))
     args = (split, schema, config, parent_run_id, settings, cpu_share(parallel))
-    if parallel == 1:
+    if parallel == 1 and not on_dask:
         # One at a time on the flow's own thread, like the refit that follows: OpenMP keeps one
         # team of threads per calling thread, and once it manages more threads than there are
         # cores (a team per task-runner thread) it stops spin-waiting, which made the refit of
