@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # A Running flow run of another host (or with no recorded process) whose flow and task runs
     # have not changed state for this long is taken for dead by the recovery pass.
     crash_after_seconds: float = Field(default=6 * 3600.0, gt=0)
+    # The stack's report server (`mlops up` sets it): HTML reports are linked by their URL there
+    # (prefect_mlops.report_links); unset, they are named by path.
+    reports_url: str | None = None
     # Where the training and batch-scoring flows' submitted tasks run (MLOPS_TASK_RUNNER):
     # "threads" in the flow process, "dask" on a local Dask cluster started with the flow run, or
     # a Dask scheduler's address ("tcp://host:8786"). Dask needs the `dask` extra.

@@ -54,6 +54,7 @@ class StackSettings(BaseSettings):
     prefect_port: int = Field(default=4200, ge=1, le=65535)
     mlflow_port: int = Field(default=5000, ge=1, le=65535)
     serve_port: int = Field(default=8080, ge=1, le=65535)
+    report_port: int = Field(default=8090, ge=1, le=65535)  # HTML reports (report_server)
     model_name: str = "bikeshare-demand"
     start_timeout: float = Field(default=120.0, gt=0)
     # production: Prefect, MLflow and the prediction log on PostgreSQL, MLflow with 2 workers.
@@ -78,6 +79,10 @@ class StackSettings(BaseSettings):
     @property
     def serve_url(self) -> str:
         return f"http://{self.host}:{self.serve_port}"
+
+    @property
+    def reports_url(self) -> str:
+        return f"http://{self.host}:{self.report_port}"
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,7 @@ def stack_env(stack: StackSettings) -> dict[str, str]:
         **production_env(stack),
         "PREFECT_API_URL": stack.prefect_api_url,
         "MLFLOW_TRACKING_URI": stack.mlflow_url,
+        "MLOPS_REPORTS_URL": stack.reports_url,  # report links (prefect_mlops.report_links)
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "MLFLOW_ENABLE_TELEMETRY": "false",
         "GX_ANALYTICS_ENABLED": "false",
@@ -272,6 +278,21 @@ def services(stack: StackSettings, project_dir: Path) -> list[Service]:
             ],
             port=stack.serve_port,
             health_url=f"{stack.serve_url}/v2/health/live",
+            env=shared,
+        ),
+        Service(
+            name="report-server",
+            command=[
+                sys.executable,
+                "-m",
+                "prefect_mlops.report_server",
+                "--host",
+                stack.host,
+                "--port",
+                str(stack.report_port),
+            ],
+            port=stack.report_port,
+            health_url=f"{stack.reports_url}/health",
             env=shared,
         ),
     ]

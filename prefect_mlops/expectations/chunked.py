@@ -23,7 +23,7 @@ from great_expectations.checkpoint.checkpoint import CheckpointResult
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.expectations import gx
 from prefect_mlops.expectations.quarantine import quarantine_file
-from prefect_mlops.expectations.run import open_checkpoint, validate_frame
+from prefect_mlops.expectations.run import open_checkpoint, served, validate_frame
 from prefect_mlops.expectations.suites import Purpose
 from prefect_mlops.expectations.summary import EXAMPLES_SHOWN, failure_order, summarize_result
 from prefect_mlops.io import read_parquet
@@ -91,7 +91,9 @@ def validate_snapshot_file(
     failures = [_combined(key, found, chunks) for key, found in seen.items()]
     failures += row_count_failures(checkpoint, rows)
     failures.sort(key=failure_order)
-    docs_url = gx.build_data_docs(context, _merged(kept, checkpoint)) if kept else None
+    docs_url = (
+        served(gx.build_data_docs(context, _merged(kept, checkpoint)), settings) if kept else None
+    )
     summary = ValidationSummary(
         success=not failures,
         checkpoint=checkpoint.name,

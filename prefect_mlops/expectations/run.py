@@ -13,6 +13,7 @@ from prefect_mlops.expectations.quarantine import quarantine_batch
 from prefect_mlops.expectations.suites import Purpose, checkpoint_name
 from prefect_mlops.expectations.summary import summarize_result
 from prefect_mlops.names import confined
+from prefect_mlops.report_links import report_url
 from prefect_mlops.results import ValidationSummary
 from prefect_mlops.settings import Settings
 
@@ -36,12 +37,17 @@ def validate_frame(
     )
     docs_url = None
     if not result.success or always:
-        docs_url = gx.build_data_docs(context, result)
+        docs_url = served(gx.build_data_docs(context, result), settings)
     summary = summarize_result(result, data_docs_url=docs_url)
     if not summary.success:
         folder = confined(settings.quarantine_dir, batch_id, field="batch_id")
         summary = quarantine_batch(frame, summary, folder)
     return summary
+
+
+def served(docs_url: str | None, settings: Settings) -> str | None:
+    """The Data Docs URL on the stack's report server when one is configured, else GX's own."""
+    return (report_url(docs_url, settings) or docs_url) if docs_url else None
 
 
 def open_checkpoint(

@@ -59,6 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         prefect_port=free_port(),
         mlflow_port=free_port(),
         serve_port=free_port(),
+        report_port=free_port(),
         model_name=LOOP_MODEL,  # the service follows the model the closed-loop test trains
     )
     # Inherited by every stack process (the worker runs the flows): keep their files in tmp.
