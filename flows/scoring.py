@@ -6,11 +6,14 @@ from prefect import flow
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field, model_validator
 
+from prefect_mlops.config import load_config
 from prefect_mlops.destinations import Destination, same_sqlite_file
+from prefect_mlops.errors import ConfigError, MlopsError
 from prefect_mlops.names import AliasName
 from prefect_mlops.settings import Settings
 from prefect_mlops.sources import Source
 from tasks.configure import load_pipeline_config
+from tasks.logs import quiet_hook_notices
 from tasks.policies import exit_without_collection, refuse_pickle
 from tasks.runners import SettingsTaskRunner
 from tasks.score import (
@@ -21,6 +24,7 @@ from tasks.score import (
     score_source,
     validate_source,
 )
+from tasks.states import failed_with_reason
 
 
 class ScoringParams(BaseModel):
@@ -44,14 +48,34 @@ class ScoringParams(BaseModel):
         return self
 
 
+def scoring_run_name() -> str:
+    """`score bikeshare-demand@champion: data/landing.csv`: the model and the rows it scores."""
+    raw = flow_run.parameters.get("params") or {}
+    params = ScoringParams.model_validate(raw) if isinstance(raw, dict) else raw
+    try:
+        model = load_config(params.config_path).registered_model_name
+    except (ConfigError, OSError):  # the run reports a bad config; naming it must not fail
+        model = params.config_path.rsplit("/", 1)[-1].removesuffix(".yaml")
+    return f"score {model}@{params.alias}: {params.source.describe()}"
+
+
 @flow(
     name="batch-scoring",
     description="Score a dataset with the champion model in chunks.",
     task_runner=SettingsTaskRunner(),
-    on_running=[refuse_pickle, exit_without_collection],
+    flow_run_name=scoring_run_name,
+    on_running=[quiet_hook_notices, refuse_pickle, exit_without_collection],
 )
 def scoring_flow(params: ScoringParams) -> ScoringSummary:
     """Validate a dataset, score it with the aliased model and record the predictions."""
+    try:
+        return score(params)
+    except MlopsError as stop:  # a gate or check: its reason is the run's state message
+        return failed_with_reason(stop)
+
+
+def score(params: ScoringParams) -> ScoringSummary:
+    """The lifecycle of one scoring run: model, validation, chunked scoring, summary."""
     settings = Settings()
     config = load_pipeline_config(params.config_path)
     batch_id = f"batch-{flow_run.get_id() or 'local'}"

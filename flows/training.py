@@ -14,8 +14,11 @@ from prefect.states import State
 from pydantic import BaseModel, Field
 from sklearn.pipeline import Pipeline
 
+from prefect_mlops.config import load_config
 from prefect_mlops.context import TrainingContext
+from prefect_mlops.errors import ConfigError, MlopsError
 from prefect_mlops.lineage import RunOrigin
+from prefect_mlops.names import artifact_key
 from prefect_mlops.reruns import rerun_reason
 from prefect_mlops.results import (
     CandidateScore,
@@ -41,20 +44,30 @@ from tasks.gate import (
     record_promotion_decision,
 )
 from tasks.ingest import snapshot_source
+from tasks.logs import quiet_hook_notices, run_logger
 from tasks.policies import exit_without_collection, refuse_pickle
+from tasks.progress import Progress, watch_task_runs
 from tasks.recovery import recover_crashed_runs
 from tasks.registry import (
+    describe_version,
     log_model,
     prepare_model_logging,
     promote_challenger,
     register_model,
     verify_model_loads,
 )
-from tasks.report import publish_gate_decision, publish_leaderboard, publish_training_summary
+from tasks.report import (
+    log_outcome,
+    publish_gate_decision,
+    publish_leaderboard,
+    publish_links,
+    publish_training_summary,
+)
 from tasks.rollout import hand_to_rollout
 from tasks.runners import SettingsTaskRunner
 from tasks.schema import derive_schema
 from tasks.split import split_snapshot
+from tasks.states import failed_with_reason
 from tasks.track import (
     close_open_runs,
     find_earlier_version,
@@ -89,6 +102,30 @@ class TrainedCandidate:
     load_check: GateCheck
 
 
+# What started a run, as its name says it: monitoring's events retrain on drift or decay.
+_REASONS = {
+    "mlops.model.drift-detected": "drift retrain",
+    "mlops.model.performance-degraded": "decay retrain",
+}
+
+
+def training_run_name() -> str:
+    """The flow run's name, from its parameters (Prefect calls it as the run starts)."""
+    raw = current_run.parameters.get("params") or {}
+    return describe_training(TrainingParams.model_validate(raw) if isinstance(raw, dict) else raw)
+
+
+def describe_training(params: TrainingParams) -> str:
+    """`train bikeshare-demand (drift retrain)`: the model and why the run started."""
+    try:
+        model = load_config(params.config_path).registered_model_name
+    except (ConfigError, OSError):  # the run reports a bad config; naming it must not fail
+        model = params.config_path.rsplit("/", 1)[-1].removesuffix(".yaml")
+    why = _REASONS.get(params.reason.split(" ", 1)[0], params.reason)
+    window = ", recent window" if params.window == "recent" else ""
+    return f"train {model} ({why[:60]}{window})"
+
+
 def _close_mlflow_runs(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
     """A failed flow run leaves no MLflow run marked RUNNING."""
     close_open_runs(Settings(), str(flow_run.id))
@@ -100,12 +137,21 @@ def _close_mlflow_runs(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any
     # Candidates bound themselves (tuning.parallel_candidates); the extra thread lets the three
     # preparation tasks run beside validation (which stays on the flow's thread).
     task_runner=SettingsTaskRunner(max_threads=cpu_count() + 1),
-    on_running=[refuse_pickle, exit_without_collection],
+    flow_run_name=training_run_name,
+    on_running=[quiet_hook_notices, refuse_pickle, exit_without_collection],
     on_failure=[_close_mlflow_runs],
 )
 def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult:  # noqa: B008
     """Train candidates on a fresh snapshot and register the best one if it passes the gates
     (a rerun on the data and config of an existing version trains nothing and names it)."""
+    try:
+        return train(params)
+    except MlopsError as stop:  # a gate or check: its reason is the run's state message
+        return failed_with_reason(stop)
+
+
+def train(params: TrainingParams) -> TrainingResult:
+    """The lifecycle of one training run, from recovery to the summary."""
     recover_crashed_runs(Settings())  # close what killed runs left, before adding to it
     ctx = open_training(params)
     data, experiment_id = prepare_data(ctx)
@@ -118,6 +164,7 @@ def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult: 
     trained = train_best(ctx, data, best, run_id)
     decision = gate_candidate(ctx, trained)
     version, promotion = register_and_promote(ctx, data, trained, params.config_path)
+    log_outcome(version, promotion)
     result = TrainingResult(
         snapshot=data.snapshot,
         validation=data.validation,
@@ -130,6 +177,7 @@ def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult: 
         mlflow_run_id=run_id,
     )
     publish_training_summary(ctx, result, scores)
+    publish_links(ctx, result)
     finish_training_run(run_id, ctx.settings)
     return result
 
@@ -185,9 +233,15 @@ def report_rerun(
 def tune_candidates(ctx: TrainingContext, data: PreparedData, run_id: str) -> list[CandidateScore]:
     """Cross-validate every planned candidate as its own task and nested MLflow run."""
     specs = plan_candidates(ctx.config)
-    scores = cross_validate_candidates(
-        specs, data.split, data.feature_schema, ctx.config, run_id, ctx.settings
+    run_logger().info(
+        "%d candidates planned: %s", len(specs), "; ".join(spec.title for spec in specs)
     )
+    progress = Progress(artifact_key("candidates", ctx.config.name), len(specs), "candidates")
+    with watch_task_runs(progress, "cv ", "candidates cross-validated"):
+        scores = cross_validate_candidates(
+            specs, data.split, data.feature_schema, ctx.config, run_id, ctx.settings
+        )
+    progress.update(len(scores), f"all {len(scores)} candidates cross-validated")
     publish_leaderboard(scores, ctx.config)
     return scores
 
@@ -197,13 +251,32 @@ def train_best(
 ) -> TrainedCandidate:
     """Refit the best candidate; evaluate it, log it and score the champion side by side."""
     schema, split = data.feature_schema, data.split
+    run_logger().info(
+        "best candidate %s: CV %s %s ± %s; refitting on %s rows",
+        best.spec.title,
+        best.metric,
+        f"{best.cv_mean:.4g}",
+        f"{best.cv_std:.2g}",
+        f"{split.train_rows:,}",
+    )
+    steps = Progress(
+        artifact_key("refit", ctx.config.name),
+        3,
+        f"refitting {best.spec.title} on {split.train_rows:,} rows "
+        f"(its cross-validation took {best.fit_seconds:.0f} s)",
+    )
     logging_ready = prepare_model_logging.submit()  # one-time costs, beside the refit
     model = fit_model(best.spec, split, schema, ctx.config.seed)
+    steps.update(1, "refit done; evaluating on the holdout and against the champion")
     evaluation = evaluate_model.submit(model, split, schema, ctx.config, run_id, ctx.settings)
     champion = compare_with_champion.submit(model, split, schema, ctx.config, ctx.settings)
-    logged = log_model(model, split, schema, run_id, ctx.settings, logging_ready.result())
+    requirements, name = logging_ready.result(), ctx.model_name  # the LoggedModel's name too
+    logged = log_model(model, split, schema, run_id, ctx.settings, requirements, name)
+    steps.update(2, "model logged; checking that it loads and predicts as fitted")
     load_check = verify_model_loads(logged, model, split, schema, ctx.settings)
-    return TrainedCandidate(model, logged, evaluation.result(), champion.result(), load_check)
+    trained = TrainedCandidate(model, logged, evaluation.result(), champion.result(), load_check)
+    steps.update(3, "refit, evaluated, logged and load-checked")
+    return trained
 
 
 def gate_candidate(ctx: TrainingContext, trained: TrainedCandidate) -> GateDecision:
@@ -235,4 +308,6 @@ def register_and_promote(
         )
     if not promotion.promote:
         record_promotion_decision(version, promotion, ctx.settings)
+    checked = (trained.evaluation, trained.champion, trained.load_check)
+    describe_version(version, promotion, *checked, ctx, data)  # the decisions, in the registry
     return version, promotion

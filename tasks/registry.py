@@ -5,16 +5,18 @@ from __future__ import annotations
 from prefect import task
 from sklearn.pipeline import Pipeline
 
-from prefect_mlops.comparison import split_tags
 from prefect_mlops.context import TrainingContext
+from prefect_mlops.gate import decide as decide_gate
 from prefect_mlops.gate import decide_promotion
 from prefect_mlops.io import read_parquet_head
-from prefect_mlops.lineage import lineage_tags
+from prefect_mlops.lineage import holdout_identity, lineage_tags, version_tags
 from prefect_mlops.packaging import (
     check_model_loads,
+    estimator_params,
     load_pipeline,
     log_sklearn_model,
     register_version,
+    version_description,
     warm_up_model_logging,
 )
 from prefect_mlops.registry import (
@@ -41,6 +43,7 @@ from tasks.evaluate import compare_with_version
 from tasks.locks import champion_lock
 from tasks.policies import IO_RETRIES
 from tasks.runners import IN_PROCESS
+from tasks.track import with_flow_run_url
 
 
 @task(tags=[IN_PROCESS])  # its loaded state serves this process's log_model, not a Dask worker's
@@ -57,11 +60,14 @@ def log_model(
     run_id: str,
     settings: Settings,
     requirements: list[str] | None = None,
+    name: str = "model",
 ) -> LoggedModel:
-    """Log the fitted pipeline to the run with signature, input example and skops format."""
+    """Log the fitted pipeline to the run with signature, input example and skops format, as a
+    LoggedModel called `name` (the registered model's) in the run's experiment."""
     use_tracking(settings)
     example = read_parquet_head(split.holdout_uri, 5, columns=schema.features)
-    info = log_sklearn_model(model, example, run_id, requirements)
+    params = estimator_params(model)
+    info = log_sklearn_model(model, example, run_id, requirements, name=name, params=params)
     return LoggedModel(model_uri=info.model_uri, run_id=run_id, model_id=info.model_id)
 
 
@@ -84,16 +90,36 @@ def register_model(
     logged: LoggedModel, ctx: TrainingContext, data: PreparedData
 ) -> ModelVersionRef:
     """Register the logged model as a new version and point `challenger` at it, or undo both."""
-    lineage = lineage_tags(data.snapshot, data.validation, ctx.config, ctx.origin)
+    origin = with_flow_run_url(ctx.origin)
+    lineage = lineage_tags(data.snapshot, data.validation, ctx.config, origin)
     use_tracking(ctx.settings)  # the client resolves `models:/m-...` sources through the fluent API
     client = mlflow_client(ctx.settings)
     # The pending tag lives until the alias is set: a version that still has it after its run
-    # died is half made, and the recovery pass deletes it.
-    split = split_tags(data.split.lineage)  # how its holdout was cut: later comparisons read it
-    tags = {**lineage, **split, "mlflow_run_id": logged.run_id, PENDING_ALIAS_TAG: CHALLENGER}
+    # died is half made, and the recovery pass deletes it. How its holdout was cut (split_*)
+    # is read from its training run, the version's source run.
+    tags = {**version_tags(lineage, data.split), PENDING_ALIAS_TAG: CHALLENGER}
     ref = register_version(client, ctx.model_name, logged, tags)
     client.delete_model_version_tag(ref.name, ref.version, PENDING_ALIAS_TAG)
     return ref
+
+
+@task(**IO_RETRIES)
+def describe_version(
+    version: ModelVersionRef,
+    promotion: PromotionDecision,
+    evaluation: Evaluation,
+    champion: ChampionScore | None,
+    load_check: GateCheck,
+    ctx: TrainingContext,
+    data: PreparedData,
+) -> None:
+    """Write the gate and promotion decisions as the version's description (Markdown)."""
+    decision = decide_gate(evaluation, champion, load_check, ctx.config.gate)  # as the gate did
+    origin = with_flow_run_url(ctx.origin)
+    text = version_description(
+        decision, promotion, evaluation, origin, holdout_identity(data.split)
+    )
+    mlflow_client(ctx.settings).update_model_version(version.name, version.version, text)
 
 
 @task(**IO_RETRIES)

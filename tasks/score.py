@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -36,9 +38,10 @@ from prefect_mlops.scoring_inputs import (
     scoring_chunks,
 )
 from prefect_mlops.settings import Settings
-from prefect_mlops.sources import Source
+from prefect_mlops.sources import CsvSource, ParquetSource, Source
 from prefect_mlops.tracking import mlflow_client, use_tracking
 from tasks.policies import IO_RETRIES
+from tasks.progress import Progress
 from tasks.runners import current_dask_slots
 
 
@@ -55,14 +58,15 @@ class ScoringSummary(BaseModel):
     dead_lettered: int = 0
 
 
-@task(**IO_RETRIES)
+@task(**IO_RETRIES, task_run_name="resolve {name}@{alias}")
 def resolve_model(name: str, alias: str, settings: Settings) -> ModelVersionRef:
     """The registered version an alias points at now (fixed for the whole run)."""
     version = require_version(mlflow_client(settings), name, alias)
+    get_run_logger().info("%s@%s is version %s", name, alias, version.version)
     return ModelVersionRef(name=name, version=str(version.version), aliases=[alias])
 
 
-@task
+@task(task_run_name="validate {config.validation.suite} (scoring)")
 def validate_source(
     model: ModelVersionRef,
     source: Source,
@@ -73,18 +77,31 @@ def validate_source(
 ) -> ValidationSummary:
     """Run the scoring checkpoint on every chunk before anything is written; one summary."""
     label = model_label(model.name, model.version)
-    summaries = [
-        validate_frame(chunk, config, settings, purpose="scoring", batch_id=f"{batch_id}-{i}")
-        for i, chunk in enumerate(scoring_chunks(source, chunk_rows, label))
-    ]
+    progress = ChunkProgress("scoring-validation", model.name, source, chunk_rows, "validated")
+    summaries = []
+    for i, chunk in enumerate(scoring_chunks(source, chunk_rows, label)):
+        summaries.append(
+            validate_frame(chunk, config, settings, purpose="scoring", batch_id=f"{batch_id}-{i}")
+        )
+        progress.advance(len(chunk))
     failed = [s for s in summaries if not s.success]
     first = failed[0] if failed else summaries[0]
-    return first.model_copy(
+    summary = first.model_copy(
         update={"evaluated": sum(s.evaluated for s in summaries), "success": not failed}
     )
+    get_run_logger().info(
+        "validation of %s (%s rows in %d chunks): %s",
+        source.describe(),
+        f"{progress.rows:,}",
+        len(summaries),
+        f"{len(failed)} chunks failed"
+        if failed
+        else f"all {summary.evaluated} expectations passed",
+    )
+    return summary
 
 
-@task
+@task(task_run_name="scoring data gate (policy {policy})")
 def enforce_scoring_gate(summary: ValidationSummary, policy: GatePolicy) -> None:
     """A failed validation stops scoring (policy fail) or is logged (warn)."""
     warning = check_data_gate(summary, policy, subject="scoring data")
@@ -92,7 +109,7 @@ def enforce_scoring_gate(summary: ValidationSummary, policy: GatePolicy) -> None
         get_run_logger().warning(warning)
 
 
-@task
+@task(task_run_name="score with {model.name} v{model.version}")
 def score_source(
     model: ModelVersionRef,
     source: Source,
@@ -110,6 +127,7 @@ def score_source(
     store = open_store(*log_location) if log_location else None
     label, where = model_label(model.name, model.version), source.describe()
     started, rows, chunks, dead = time.perf_counter(), 0, 0, 0
+    progress = ChunkProgress("scoring-progress", model.name, source, chunk_rows, "scored")
     with destination.open_writer() as write:
         batches = scoring_chunks(source, chunk_rows, label)
         for index, (chunk, predictions) in enumerate(
@@ -121,6 +139,10 @@ def score_source(
                 record = scored_record(model, f"{batch_id}-{index}", inputs, predictions)
                 dead += log_scored_chunk(store, record, label)
             rows, chunks = rows + len(chunk), chunks + 1
+            progress.advance(len(chunk))
+    get_run_logger().info(
+        "scored %s rows in %d chunks with %s into %s", f"{rows:,}", chunks, label, where
+    )
     if dead:
         get_run_logger().warning(
             "%d scored rows could not be logged and were dead-lettered beside the log", dead
@@ -196,7 +218,39 @@ def log_scored_chunk(store: LogStore, record: PredictionRecord, label: str) -> i
     return len(outcome.dead)
 
 
-@task
+class ChunkProgress:
+    """A progress artifact and a log line per chunk of a batch; the total is estimated from the
+    file (a Parquet footer, a CSV's line count) and unknown for SQL (the bar then says so)."""
+
+    def __init__(self, kind: str, name: str, source: Source, chunk_rows: int, verb: str) -> None:
+        self.expected, self.verb = expected_rows(source), verb
+        self.rows = self.chunks = 0
+        self.total = math.ceil(self.expected / chunk_rows) if self.expected else 0
+        self._bar = Progress(
+            artifact_key(kind, name), self.total or 1, f"{verb} 0 chunks of {source.describe()}"
+        )
+
+    def advance(self, rows: int) -> None:
+        """One more chunk of `rows` rows is done."""
+        self.rows, self.chunks = self.rows + rows, self.chunks + 1
+        of = f"/{max(self.total, self.chunks)}" if self.total else ""
+        line = f"{self.verb} chunk {self.chunks}{of} ({self.rows:,} rows)"
+        get_run_logger().info(line)
+        self._bar.update(self.chunks if self.total else 0, line)
+
+
+def expected_rows(source: Source) -> int | None:
+    """About how many rows a file source holds, without parsing it; None for SQL."""
+    if isinstance(source, ParquetSource):
+        return pq.read_metadata(source.path).num_rows
+    if isinstance(source, CsvSource):
+        with open(source.path, "rb") as file:
+            lines = sum(block.count(b"\n") for block in iter(lambda: file.read(1 << 20), b""))
+        return max(lines - 1, 0)  # the header; quoted newlines make it an estimate
+    return None
+
+
+@task(task_run_name="publish scoring summary")
 def publish_scoring_summary(summary: ScoringSummary, config: PipelineConfig) -> None:
     """A markdown artifact: rows, duration, model version and where the predictions are."""
     create_markdown_artifact(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from prefect import task, unmapped
 from sklearn.pipeline import Pipeline
 
@@ -23,13 +25,13 @@ from tasks.policies import RELEASES_MEMORY, retry_transient
 from tasks.runners import current_dask_slots
 
 
-@task
+@task(task_run_name="pick the best candidate")
 def pick_best(scores: list[CandidateScore]) -> CandidateScore:
     """Choose the best cross-validated candidate."""
     return select_best(scores)
 
 
-@task
+@task(task_run_name="plan candidates of {config.name}")
 def plan_candidates(config: PipelineConfig) -> list[CandidateSpec]:
     """Expand the config's search spaces into the candidate configurations to cross-validate."""
     return expand_candidates(config)
@@ -69,7 +71,13 @@ def cross_validate_candidates(
     return scores
 
 
-@task(retries=1, retry_delay_seconds=[2], retry_condition_fn=retry_transient, **RELEASES_MEMORY)
+@task(
+    retries=1,
+    retry_delay_seconds=[2],
+    retry_condition_fn=retry_transient,
+    **RELEASES_MEMORY,
+    task_run_name="cv {spec.title}",
+)
 def score_candidate(
     spec: CandidateSpec,
     split: SplitRefs,
@@ -80,10 +88,12 @@ def score_candidate(
     threads: int = 1,
 ) -> CandidateScore:
     """Cross-validate one candidate and record it as a nested MLflow run."""
+    started_ms = int(time.time() * 1000)  # the nested run spans the read and the folds
     train = read_parquet(split.train_uri, columns=schema.columns())
     scores, seconds = cross_validate_spec(spec, train, schema, config, threads)
     metric = config.gate.primary_metric
-    run_id = log_candidate_run(mlflow_client(settings), parent_run_id, spec, metric, scores)
+    client = mlflow_client(settings)
+    run_id = log_candidate_run(client, parent_run_id, spec, metric, scores, started_ms, seconds)
     return CandidateScore(
         spec=spec,
         metric=metric,
@@ -94,7 +104,7 @@ def score_candidate(
     )
 
 
-@task(**RELEASES_MEMORY)
+@task(**RELEASES_MEMORY, task_run_name="refit {spec.title}")
 def fit_model(spec: CandidateSpec, split: SplitRefs, schema: FeatureSchema, seed: int) -> Pipeline:
     """Refit the chosen candidate on the whole training part."""
     train = read_parquet(split.train_uri, columns=schema.columns())
