@@ -36,7 +36,7 @@ class _Destination(BaseModel, ABC):
 
 
 class _FileDestination(_Destination):
-    path: str = Field(min_length=1)
+    path: str = Field(min_length=1, description="file path, replaced when scoring completes")
 
     def describe(self) -> str:
         """The file's path."""
@@ -59,6 +59,8 @@ class _FileDestination(_Destination):
 
 class ParquetDestination(_FileDestination):
     """A Parquet file, replaced as a whole; every chunk keeps the first chunk's column types."""
+
+    model_config = ConfigDict(title="Parquet file")  # the option's name in the Prefect UI's form
 
     kind: Literal["parquet"] = "parquet"
 
@@ -101,6 +103,8 @@ class ParquetDestination(_FileDestination):
 class CsvDestination(_FileDestination):
     """A CSV file with a header row, replaced as a whole."""
 
+    model_config = ConfigDict(title="CSV file")
+
     kind: Literal["csv"] = "csv"
 
     @contextmanager
@@ -117,9 +121,11 @@ class CsvDestination(_FileDestination):
 class SqlDestination(_Destination):
     """A table in a database SQLAlchemy can reach, appended to (created if absent)."""
 
+    model_config = ConfigDict(title="SQL table")
+
     kind: Literal["sql"] = "sql"
     url: SqlUrl
-    table: str = Field(min_length=1)
+    table: str = Field(min_length=1, description="appended to; created if absent")
 
     def describe(self) -> str:
         """The URL without its password, and the table."""

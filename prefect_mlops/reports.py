@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+from urllib.parse import quote
+
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.metrics import higher_is_better
 from prefect_mlops.results import CandidateScore, ChampionScore, GateDecision, TrainingResult
@@ -11,7 +15,8 @@ def gate_markdown(decision: GateDecision) -> str:
     """The gate decision as a markdown table, one row per rule."""
     verdict = "BLESSED" if decision.passed else "REJECTED"
     rows = "\n".join(
-        f"| {'pass' if c.passed else '**FAIL**'} | {c.rule} | {c.detail} |" for c in decision.checks
+        f"| {'pass' if c.passed else '**FAIL**'} | {c.rule} | {readable(c.detail)} |"
+        for c in decision.checks
     )
     return f"## Model gate: {verdict}\n\n| result | rule | detail |\n|---|---|---|\n{rows}\n"
 
@@ -20,15 +25,32 @@ def leaderboard_markdown(scores: list[CandidateScore]) -> str:
     """Candidates ranked by mean CV score of the primary metric."""
     metric = scores[0].metric
     ranked = sorted(scores, key=lambda s: s.cv_mean, reverse=higher_is_better(metric))
+    # Params as short wrapping text, not one code span: a dict in backticks cannot wrap, and the
+    # Prefect UI clipped the table at its width.
     rows = "\n".join(
-        f"| {i} | {s.spec.label} | {s.spec.estimator} | `{s.spec.params}` "
-        f"| {s.cv_mean:.4g} ± {s.cv_std:.2g} | {s.fit_seconds:.1f} |"
+        f"| {i} | {s.spec.label} | {params_text(s.spec.params)} "
+        f"| {number(s.cv_mean)} ± {number(s.cv_std, 2)} | {s.fit_seconds:.1f} |"
         for i, s in enumerate(ranked, 1)
     )
-    return (
-        f"| rank | candidate | estimator | params | CV {metric} | seconds |\n"
-        f"|---|---|---|---|---|---|\n{rows}\n"
-    )
+    return f"| rank | candidate | params | CV {metric} | seconds |\n|---|---|---|---|---|\n{rows}\n"
+
+
+def number(value: float, digits: int = 4) -> str:
+    """A metric as a person reads it: 4 significant digits (`57.11`, `0.7712`, `1.2e+04`)."""
+    return f"{value:.{digits}g}"
+
+
+def params_text(params: dict[str, Any]) -> str:
+    """Hyperparameters as `max_depth=12, min_samples_leaf=4`; floats to 4 significant digits."""
+    return ", ".join(f"{k}={number(v) if isinstance(v, float) else v}" for k, v in params.items())
+
+
+_LONG_FLOAT = re.compile(r"-?\d+\.\d{5,}(?:e[-+]?\d+)?")
+
+
+def readable(text: str) -> str:
+    """`text` with every long float (`57.110111780618396`) cut to 4 significant digits."""
+    return _LONG_FLOAT.sub(lambda m: number(float(m.group())), text)
 
 
 def training_summary_markdown(
@@ -51,9 +73,11 @@ snapshot `{snapshot.uri}`
     if decision is None or evaluation is None:
         return f"""{header}
 **Rerun of `{version.name}` v{version.version}** (aliases: {", ".join(version.aliases) or "-"}):
-{result.promotion_reason}.
+{readable(result.promotion_reason)}.
 """
-    registered = f"`{version.name}` v{version.version} (aliases: {', '.join(version.aliases)})"
+    label = f"`{version.name}` v{version.version}"
+    url = mlflow_version_url(tracking_uri, version.name, version.version)
+    registered = f"{f'[{label}]({url})' if url else label} (aliases: {', '.join(version.aliases)})"
     return f"""{header}
 ## Candidates
 {leaderboard_markdown(scores)}
@@ -64,14 +88,14 @@ snapshot `{snapshot.uri}`
 **Registry**: {registered}.
 
 **Promotion**: {"promoted to champion" if result.promoted else "champion kept"}: \
-{result.promotion_reason}.
+{readable(result.promotion_reason)}.
 
-**MLflow**: run `{run_id}` on `{tracking_uri}`
+**MLflow**: {mlflow_run_text(tracking_uri, run_id)}
 """
 
 
 def _holdout_table(metrics: dict[str, float]) -> str:
-    rows = "\n".join(f"| {name} | {value:.4g} |" for name, value in metrics.items())
+    rows = "\n".join(f"| {name} | {number(value)} |" for name, value in metrics.items())
     return f"| metric | challenger |\n|---|---|\n{rows}\n"
 
 
@@ -93,7 +117,38 @@ def champion_markdown(champion: ChampionScore | None) -> str:
             f"trained on ({rows.basis}{span}).\n\n"
         )
     table = "\n".join(
-        f"| {name} | {value:.4g} | {champion.metrics.get(name, float('nan')):.4g} |"
+        f"| {name} | {number(value)} | {number(champion.metrics.get(name, float('nan')))} |"
         for name, value in champion.challenger_metrics.items()
     )
     return f"{title}\n{where}| metric | challenger | champion |\n|---|---|---|\n{table}\n"
+
+
+def mlflow_ui_base(tracking_uri: str) -> str | None:
+    """The MLflow UI's address when the tracking URI is a server's; None for a local store."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri.rstrip("/")
+    return None
+
+
+def mlflow_run_url(tracking_uri: str, run_id: str) -> str | None:
+    """The run's page in the MLflow UI (its direct route finds the experiment), or None."""
+    base = mlflow_ui_base(tracking_uri)
+    return f"{base}/#/runs/{run_id}" if base else None
+
+
+def mlflow_version_url(tracking_uri: str, name: str, version: str) -> str | None:
+    """The model version's page in the MLflow UI, or None."""
+    base = mlflow_ui_base(tracking_uri)
+    return f"{base}/#/models/{quote(name, safe='')}/versions/{version}" if base else None
+
+
+def mlflow_run_text(tracking_uri: str, run_id: str | None) -> str:
+    """The run as a link to the MLflow UI, or its id and the store when there is no server."""
+    if run_id is None:
+        return "no run"
+    url = mlflow_run_url(tracking_uri, run_id)
+    if url:
+        return f"[run `{run_id}`]({url})"
+    return (
+        f"run `{run_id}` in `{tracking_uri}` (no MLflow server: `mlflow ui` on that store shows it)"
+    )

@@ -104,6 +104,16 @@ class CandidateSpec(BaseModel):
     def label(self) -> str:
         return f"{self.name}-{self.index}"
 
+    @property
+    def title(self) -> str:
+        """The candidate as a person reads it: `random_forest max_depth=12 min_samples_leaf=4`."""
+        params = " ".join(f"{k}={_readable(v)}" for k, v in self.params.items())
+        return f"{self.name} {params}".strip()
+
+
+def _readable(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
 
 class CandidateScore(BaseModel):
     """Cross-validated score of a candidate, and the nested MLflow run that holds it."""

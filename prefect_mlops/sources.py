@@ -76,7 +76,7 @@ class _Source(BaseModel, ABC):
 
 
 class _FileSource(_Source):
-    path: str = Field(min_length=1)
+    path: str = Field(min_length=1, description="file path, relative to the project")
 
     def describe(self) -> str:
         """The file's path."""
@@ -91,6 +91,8 @@ class _FileSource(_Source):
 
 class CsvSource(_FileSource):
     """A CSV file with a header row."""
+
+    model_config = ConfigDict(title="CSV file")  # the option's name in the Prefect UI's form
 
     kind: Literal["csv"] = "csv"
 
@@ -204,6 +206,8 @@ class SourceShape(NamedTuple):
 class ParquetSource(_FileSource):
     """A Parquet file."""
 
+    model_config = ConfigDict(title="Parquet file")
+
     kind: Literal["parquet"] = "parquet"
 
     def _load(self) -> pd.DataFrame:
@@ -239,10 +243,12 @@ class ParquetSource(_FileSource):
 class SqlSource(_Source):
     """A table, or the result of a query, in a database SQLAlchemy can reach."""
 
+    model_config = ConfigDict(title="SQL table or query")
+
     kind: Literal["sql"] = "sql"
     url: SqlUrl
-    table: str | None = None
-    query: str | None = None
+    table: str | None = Field(default=None, description="a table to read whole (or a query)")
+    query: str | None = Field(default=None, description="a SELECT to read (or a table)")
 
     @model_validator(mode="after")
     def _check_one_of(self) -> SqlSource:
