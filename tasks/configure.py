@@ -9,7 +9,7 @@ from prefect_mlops.preflight import Purpose, load_checked_config
 from prefect_mlops.settings import Settings
 
 
-@task
+@task(task_run_name="config {path} ({purpose})")
 def load_pipeline_config(
     path: str, settings: Settings | None = None, purpose: Purpose = "scoring"
 ) -> PipelineConfig:

@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.context import TrainingContext
 from prefect_mlops.names import artifact_key
-from prefect_mlops.reports import gate_markdown, training_summary_markdown
-from prefect_mlops.results import CandidateScore, GateDecision, TrainingResult
+from prefect_mlops.reports import (
+    gate_markdown,
+    mlflow_run_text,
+    mlflow_run_url,
+    mlflow_version_url,
+    number,
+    params_text,
+    training_summary_markdown,
+)
+from prefect_mlops.results import (
+    CandidateScore,
+    GateDecision,
+    ModelVersionRef,
+    PromotionDecision,
+    TrainingResult,
+)
+from tasks.logs import run_logger
 
 
-@task
+@task(task_run_name="publish gate decision")
 def publish_gate_decision(decision: GateDecision, config: PipelineConfig) -> None:
     """Publish the gate decision and its reasons as a Prefect artifact."""
     create_markdown_artifact(
@@ -22,7 +41,7 @@ def publish_gate_decision(decision: GateDecision, config: PipelineConfig) -> Non
     )
 
 
-@task
+@task(task_run_name="publish leaderboard")
 def publish_leaderboard(scores: list[CandidateScore], config: PipelineConfig) -> None:
     """Publish the candidate leaderboard as a Prefect table artifact."""
     create_table_artifact(
@@ -30,9 +49,10 @@ def publish_leaderboard(scores: list[CandidateScore], config: PipelineConfig) ->
             {
                 "candidate": s.spec.label,
                 "estimator": s.spec.estimator,
-                "params": str(s.spec.params),
-                f"cv_{s.metric}": round(s.cv_mean, 6),
-                "cv_std": round(s.cv_std, 6),
+                "params": params_text(s.spec.params),
+                f"cv_{s.metric}": number(s.cv_mean),
+                "cv_std": number(s.cv_std, 2),
+                "seconds": f"{s.fit_seconds:.1f}",
             }
             for s in scores
         ],
@@ -41,7 +61,7 @@ def publish_leaderboard(scores: list[CandidateScore], config: PipelineConfig) ->
     )
 
 
-@task
+@task(task_run_name="publish training summary")
 def publish_training_summary(
     ctx: TrainingContext, result: TrainingResult, scores: list[CandidateScore]
 ) -> None:
@@ -50,4 +70,49 @@ def publish_training_summary(
         markdown=training_summary_markdown(ctx.config, result, scores, ctx.settings.tracking_uri),
         key=artifact_key("training", ctx.config.name),
         description=f"training summary for {ctx.model_name}",
+    )
+
+
+@task(task_run_name="link MLflow and reports")
+def publish_links(ctx: TrainingContext, result: TrainingResult) -> None:
+    """Link artifacts to the MLflow run and the model version: one click from the Prefect UI
+    (with no MLflow server, a note naming the run id and the store instead)."""
+    uri, name, version = ctx.settings.tracking_uri, ctx.config.name, result.model_version
+    run_url = mlflow_run_url(uri, result.mlflow_run_id) if result.mlflow_run_id else None
+    version_url = mlflow_version_url(uri, version.name, version.version)
+    if run_url:
+        create_link_artifact(
+            run_url,
+            link_text=f"MLflow run {result.mlflow_run_id}",
+            key=artifact_key("mlflow-run", name),
+            description=f"the training run of {version.name} in MLflow",
+        )
+    if version_url:
+        create_link_artifact(
+            version_url,
+            link_text=f"{version.name} v{version.version} in the MLflow registry",
+            key=artifact_key("model-version", name),
+            description=f"aliases: {', '.join(version.aliases) or 'none'}",
+        )
+    if not (run_url and version_url):
+        create_markdown_artifact(
+            markdown=(
+                f"**MLflow**: {mlflow_run_text(uri, result.mlflow_run_id)}; "
+                f"model version `{version.name}` v{version.version}"
+            ),
+            key=artifact_key("mlflow", name),
+            description="where this run's model is in MLflow",
+        )
+
+
+def log_outcome(version: ModelVersionRef, promotion: PromotionDecision) -> None:
+    """The run's outcome in its log: the registered version and what happened to the champion."""
+    verdict = "promoted to champion" if promotion.promote else "champion kept"
+    run_logger().info(
+        "registered %s v%s (aliases: %s); %s: %s",
+        version.name,
+        version.version,
+        ", ".join(version.aliases) or "none",
+        verdict,
+        promotion.reason,
     )

@@ -13,7 +13,7 @@ from prefect_mlops.results import FeatureSchema, Snapshot
 from tasks.policies import RELEASES_MEMORY
 
 
-@task(**RELEASES_MEMORY)
+@task(**RELEASES_MEMORY, task_run_name="schema of {config.name}")
 def derive_schema(snapshot: Snapshot, config: PipelineConfig) -> FeatureSchema:
     """Infer the feature schema of a snapshot and refuse data that cannot be trained on."""
     # Types come from the Parquet schema; only the model's columns are read to check them.

@@ -239,3 +239,49 @@ def test_missing_table_is_refused_naming_the_table_and_version(
     bikeshare.head(5).to_sql("hours", sa.create_engine(url), index=False)
     message = _refused(warn_config_path, SqlSource(url=url, table="days"), tmp_path)
     assert "table 'days' not found" in message
+
+
+def test_scoring_form_shows_only_the_chosen_kind_of_source_and_destination() -> None:
+    from prefect.utilities.callables import parameter_schema
+
+    schema = parameter_schema(scoring_flow.fn).model_dump()
+    definitions, form = schema["definitions"], schema["definitions"]["ScoringParams"]
+    for field, kinds in (("source", {"csv", "parquet", "sql"}), ("destination", None)):
+        union = form["properties"][field]
+        assert union["discriminator"]["propertyName"] == "kind"
+        assert kinds is None or set(union["discriminator"]["mapping"]) == kinds
+        options = [definitions[o["$ref"].rsplit("/", 1)[-1]] for o in union["oneOf"]]
+        # Each option carries only its own fields: a CSV source shows no SQL url or query.
+        assert all(o["properties"]["kind"].get("const") for o in options)
+    titles = {d["title"]: set(d["properties"]) for d in definitions.values()}
+    assert titles["CSV file"] == {"kind", "path"}
+    assert titles["SQL table or query"] == {"kind", "url", "table", "query"}
+
+
+def test_a_scoring_run_is_named_and_shows_its_chunk_progress(
+    champion, settings, fast_config_path, bikeshare, tmp_path
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    bikeshare.drop(columns=["bikers"]).head(1000).to_csv(tmp_path / "input.csv", index=False)
+    params = _params(fast_config_path, tmp_path / "input.csv", tmp_path / "out.parquet")
+    state = scoring_flow(params, return_state=True)
+    run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(run_id)
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])),
+            flow_run_filter=None,
+            task_run_filter=None,
+            limit=20,
+            offset=0,
+            sort=ArtifactSort.CREATED_DESC,
+        )
+    assert run.name == f"score bikeshare-demand@champion: {tmp_path / 'input.csv'}"
+    progress = {a.key: a for a in found if a.type == "progress"}
+    scored = progress["scoring-progress-bikeshare-demand"]
+    assert scored.data == 100.0
+    assert "scored chunk 3/3 (1,000 rows)" in scored.description
+    assert progress["scoring-validation-bikeshare-demand"].data == 100.0
