@@ -1,4 +1,4 @@
-"""What prefect.yaml cannot express: the work pool, notification automations, blocks, variables.
+"""What prefect.yaml cannot express: the work pool, notification automations and blocks.
 
     python -m deployments.setup          # against $PREFECT_API_URL; idempotent
 
@@ -29,6 +29,7 @@ from deployments.deploy import DeployError, check_server
 WORK_POOL = "mlops-process"
 NOTIFY_BLOCK = "mlops-notify"
 SERVE_TOKEN_BLOCK = "mlops-serve-token"
+STALE_VARIABLE = "mlops_model_name"
 MODEL_EVENTS = ("mlops.model.drift-detected", "mlops.model.performance-degraded")
 
 
@@ -52,6 +53,11 @@ def ensure_notifications(webhook_url: str) -> list[str]:
     automations = [
         Automation(
             name="mlops: model drift or decay",
+            description=(
+                "Notify when a monitoring run reports drift (mlops.model.drift-detected) or a "
+                "performance drop (mlops.model.performance-degraded) of any model; the message "
+                "names the model version, window, reason, report and MLflow run."
+            ),
             trigger=EventTrigger(
                 match={"prefect.resource.id": "mlops.model.*"},
                 expect=set(MODEL_EVENTS),
@@ -74,6 +80,10 @@ def ensure_notifications(webhook_url: str) -> list[str]:
         ),
         Automation(
             name="mlops: flow run failed",
+            description=(
+                "Notify when any flow run fails; the message is the run's state message, which "
+                "names the failed gate or check."
+            ),
             trigger=EventTrigger(
                 match={"prefect.resource.id": "prefect.flow-run.*"},
                 expect={"prefect.flow-run.Failed"},
@@ -115,8 +125,9 @@ def main() -> None:
     if token:
         Secret(value=token).save(SERVE_TOKEN_BLOCK, overwrite=True)
         lines.append(f"secret block {SERVE_TOKEN_BLOCK}: saved")
-    Variable.set("mlops_model_name", "bikeshare-demand", overwrite=True)
-    lines.append("variable mlops_model_name: set")
+    # Earlier set-ups stored a variable nothing reads; a dead variable only misleads.
+    if Variable.unset(STALE_VARIABLE):
+        lines.append(f"variable {STALE_VARIABLE}: removed (nothing reads it)")
     print("\n".join(lines), file=sys.stdout)
 
 
