@@ -240,6 +240,16 @@ class RolloutThresholds(StrictModel):
     prediction_drift: bool = Field(
         default=True, description="Evidently's drift test on the predictions, against the champion"
     )
+    # A test at a small p-value: the arms' rows are samples, so a distance alone would roll back
+    # good canaries on sampling noise at a few dozen rows.
+    prediction_drift_method: str | None = Field(
+        default=None,
+        description="Evidently method on the predictions: ks (regression) and chisquare "
+        "(classes) when unset",
+    )
+    prediction_drift_threshold: float = Field(
+        default=0.01, gt=0.0, description="the method's threshold (a p-value for ks, chisquare)"
+    )
     max_drift_share: float = Field(
         default=0.5,
         gt=0.0,

@@ -25,6 +25,8 @@ from typing import Literal, NamedTuple
 import httpx
 import numpy as np
 import pandas as pd
+from evidently import DataDefinition, Dataset, Report
+from evidently.metrics import ValueDrift
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -38,7 +40,7 @@ from prefect_mlops.config import (
     TaskType,
 )
 from prefect_mlops.errors import MlopsError
-from prefect_mlops.monitoring.drift import compute_drift
+from prefect_mlops.monitoring.drift import column_drift, compute_drift
 from prefect_mlops.monitoring.records import PREDICTION
 from prefect_mlops.names import confined
 from prefect_mlops.prediction_log import LogRead, read_model_log
@@ -389,16 +391,50 @@ def agreement_rule(
     return RuleResult(rule="agreement", status=status, observed=observed, threshold=threshold)
 
 
-def _drift_frame(read: LogRead) -> pd.DataFrame:
-    return read.features.assign(**{PREDICTION: read.rows["prediction"].to_numpy()})
+def prediction_shift(
+    reference: pd.Series, current: pd.Series, task: TaskType, thresholds: RolloutThresholds
+) -> RuleResult:
+    """Evidently's drift test of the challenger's predictions against the champion's
+    (Kolmogorov-Smirnov, chi-square for classes, at p < 0.01 unless configured), read through
+    the project's Evidently adapter (`monitoring.drift.column_drift`)."""
+    classes = task == TaskType.classification
+    method = thresholds.prediction_drift_method or ("chisquare" if classes else "ks")
+    metric = ValueDrift(
+        column=PREDICTION, method=method, threshold=thresholds.prediction_drift_threshold
+    )
+    definition = DataDefinition(
+        **(
+            {"categorical_columns": [PREDICTION]}
+            if classes
+            else {"numerical_columns": [PREDICTION]}
+        )
+    )
+    frames = [
+        pd.DataFrame(
+            {PREDICTION: (v.astype(str) if classes else pd.to_numeric(v, errors="coerce"))}
+        )
+        for v in (current, reference)
+    ]
+    snapshot = Report([metric], include_tests=True).run(
+        Dataset.from_pandas(frames[0], data_definition=definition),
+        Dataset.from_pandas(frames[1], data_definition=definition),
+    )
+    drift = column_drift(PREDICTION, snapshot.context.get_metric_result(metric))
+    return RuleResult(
+        rule="prediction drift",
+        status="breach" if drift.drifted else "pass",
+        observed=f"{drift.method} {_fmt(drift.score)}",
+        threshold=f"{drift.method} threshold {_fmt(drift.threshold)}",
+        detail=f"{len(current)} challenger vs {len(reference)} champion rows",
+    )
 
 
 def drift_rules(
     arms: ArmRows, mode: str, config: PipelineConfig, thresholds: RolloutThresholds
 ) -> list[RuleResult]:
-    """Evidently's drift report, the challenger's rows against the champion's: its predictions
-    (all modes) and, where the arms answered different requests (canary, ab), its inputs."""
-    rules = []
+    """Evidently, the challenger's rows against the champion's: its predictions (all modes)
+    and, where the arms answered different requests (canary, ab), its inputs (the monitoring
+    drift report with the config's `monitoring:` method and thresholds)."""
     names = ["prediction drift"] if thresholds.prediction_drift else []
     if mode != "shadow":
         names.append("input drift")
@@ -411,28 +447,20 @@ def drift_rules(
             f"of {thresholds.min_rows} rows"
         )
         return [RuleResult(rule=n, status="waiting", detail=detail) for n in names]
-    reference, current = _drift_frame(arms.champion), _drift_frame(arms.challenger)
-    if config.task == TaskType.regression:
-        for frame in (reference, current):
-            frame[PREDICTION] = pd.to_numeric(frame[PREDICTION], errors="coerce")
-    found = compute_drift(reference, current, config, [], {}).report
+    rules = []
     if thresholds.prediction_drift:
-        drift = found.prediction
-        if drift is None:
-            rules.append(RuleResult(rule="prediction drift", status="skipped"))
-        else:
-            rules.append(
-                RuleResult(
-                    rule="prediction drift",
-                    status="breach" if drift.drifted else "pass",
-                    observed=f"{drift.method} {_fmt(drift.score)}",
-                    threshold=f"threshold {_fmt(drift.threshold)}",
-                    detail=f"{len(current)} challenger vs {len(reference)} champion rows",
-                )
+        rules.append(
+            prediction_shift(
+                arms.champion.rows["prediction"],
+                arms.challenger.rows["prediction"],
+                config.task,
+                thresholds,
             )
+        )
     if mode != "shadow":
-        drifted = [c.column for c in found.columns if c.drifted]
-        share = found.drifted_share
+        found = compute_drift(arms.champion.features, arms.challenger.features, config, [], {})
+        drifted = [c.column for c in found.report.columns if c.drifted]
+        share = found.report.drifted_share
         rules.append(
             RuleResult(
                 rule="input drift",
