@@ -41,6 +41,7 @@ from prefect_mlops.metrics import (
 from prefect_mlops.results import BaselineScore, Evaluation, FeatureSchema
 
 MIN_SLICE_ROWS = 10
+SLICE_TABLE = "evaluation/slice_metrics.json"
 IMPORTANCE_SAMPLE_ROWS = 2000
 # The metric a classifier must beat the majority-class dummy on: a constant answer scores
 # exactly 1 / number of classes whatever the class shares, where accuracy rewards it.
@@ -157,16 +158,23 @@ def diagnostic_figures(
     truth: pd.Series, predictions: Predictions, positive_label: Label | None = None
 ) -> dict[str, Figure]:
     """Residual plots for regression; confusion matrix, and ROC and precision-recall curves of
-    the positive class for binary classification."""
+    the positive class for binary classification; each titled with what and on how many rows."""
     figures: dict[str, Figure] = {}
+    rows = f"holdout, {len(truth):,} rows"
     if predictions.proba is None:
-        for kind in ("actual_vs_predicted", "residual_vs_predicted"):
+        titles = {
+            "actual_vs_predicted": "Actual vs predicted",
+            "residual_vs_predicted": "Residuals vs predicted",
+        }
+        for kind, title in titles.items():
             fig, ax = _axes()
             PredictionErrorDisplay.from_predictions(truth, predictions.predicted, kind=kind, ax=ax)
+            ax.set_title(f"{title} ({rows})")
             figures[f"{kind}.png"] = fig
         return figures
     fig, ax = _axes()
     ConfusionMatrixDisplay.from_predictions(truth, predictions.predicted, ax=ax)
+    ax.set_title(f"Confusion matrix ({rows})")
     figures["confusion_matrix.png"] = fig
     classes = predictions.classes
     if classes is not None and len(classes) == 2 and truth.nunique() == 2:
@@ -174,11 +182,53 @@ def diagnostic_figures(
         score = predictions.proba[:, [plain_label(c) for c in classes].index(positive)]
         fig, ax = _axes()
         RocCurveDisplay.from_predictions(truth, score, pos_label=positive, ax=ax)
+        ax.set_title(f"ROC curve of class {positive!r} ({rows})")
         figures["roc_curve.png"] = fig
         fig, ax = _axes()
         PrecisionRecallDisplay.from_predictions(truth, score, pos_label=positive, ax=ax)
+        ax.set_title(f"Precision-recall of class {positive!r} ({rows})")
         figures["precision_recall_curve.png"] = fig
     return figures
+
+
+def slice_table(slices: dict[str, dict[str, dict[str, float]]]) -> pd.DataFrame:
+    """Slice metrics as one row per slice value (column, value, rows, then each metric), rounded
+    to four significant digits: the table MLflow shows as an artifact."""
+    records = [
+        {
+            "column": column,
+            "value": value,
+            "rows": int(metrics["rows"]),
+            **{k: float(f"{v:.4g}") for k, v in metrics.items() if k != "rows"},
+        }
+        for column, values in slices.items()
+        for value, metrics in values.items()
+    ]
+    return pd.DataFrame.from_records(records)
+
+
+def slice_figure(
+    slices: dict[str, dict[str, dict[str, float]]], metric: str, overall: float | None
+) -> Figure | None:
+    """One bar chart per slice column of `metric` by value, the overall holdout value dashed;
+    None when there are no slices."""
+    shown = {column: values for column, values in slices.items() if values}
+    if not shown:
+        return None
+    fig = Figure(figsize=(6, 2.6 * len(shown) + 0.6))
+    for index, (column, values) in enumerate(shown.items(), 1):
+        ax = fig.add_subplot(len(shown), 1, index)
+        labels = list(values)
+        ax.bar(labels, [values[v].get(metric, float("nan")) for v in labels])
+        if overall is not None and np.isfinite(overall):
+            ax.axhline(overall, linestyle="--", color="black", label=f"overall {overall:.4g}")
+            ax.legend(loc="best")
+        ax.set_title(f"{metric} by {column}")
+        ax.set_xlabel(column)
+        ax.set_ylabel(metric)
+    fig.suptitle(f"Holdout {metric} per slice")
+    fig.tight_layout()
+    return fig
 
 
 def feature_importance(
@@ -202,12 +252,14 @@ def feature_importance(
     return pd.Series(result.importances_mean, index=schema.features).sort_values()
 
 
-def importance_figure(importance: pd.Series) -> Figure:
-    """A horizontal bar chart of permutation importances."""
+def importance_figure(importance: pd.Series, rows: int | None = None) -> Figure:
+    """A horizontal bar chart of permutation importances (`rows`: the sample they came from)."""
     fig = Figure(figsize=(6, max(3, 0.3 * len(importance))))
     ax = fig.add_subplot()
     importance.plot.barh(ax=ax)
     ax.set_xlabel("mean decrease in score when permuted")
+    sample = f" ({rows:,} holdout rows)" if rows else ""
+    ax.set_title(f"Permutation feature importance{sample}")
     fig.tight_layout()
     return fig
 
@@ -237,7 +289,11 @@ def evaluate_holdout(
     figures = diagnostic_figures(truth, predictions, positive)
     metric = config.gate.primary_metric
     importance = feature_importance(model, holdout, schema, metric, config.seed, positive)
-    figures["feature_importance.png"] = importance_figure(importance)
+    sampled = min(len(holdout), IMPORTANCE_SAMPLE_ROWS)
+    figures["feature_importance.png"] = importance_figure(importance, sampled)
+    by_slice = slice_figure(evaluation.slices, metric, evaluation.metrics.get(metric))
+    if by_slice is not None:
+        figures["slice_metrics.png"] = by_slice
     return HoldoutReport(evaluation, figures, importance)
 
 
@@ -258,7 +314,8 @@ def log_holdout_report(client: MlflowClient, run_id: str, report: HoldoutReport)
     client.log_batch(run_id, metrics=metrics)
     if evaluation.positive_label is not None:
         client.set_tag(run_id, POSITIVE_LABEL_TAG, encode_label(evaluation.positive_label))
-    client.log_dict(run_id, report.evaluation.slices, "evaluation/slice_metrics.json")
+    if evaluation.slices:  # a table (columns and rows) the MLflow UI shows as one
+        client.log_table(run_id, slice_table(evaluation.slices), SLICE_TABLE)
     if report.importance is not None:
         importance = {str(k): float(v) for k, v in report.importance.items()}
         client.log_dict(run_id, importance, "evaluation/feature_importance.json")

@@ -10,12 +10,26 @@ import pyarrow.parquet as pq
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.models import infer_signature
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from prefect_mlops.config import PipelineConfig
-from prefect_mlops.results import Snapshot, ValidationSummary
+from prefect_mlops.results import Snapshot, SplitRefs, ValidationSummary
 
 FLOW_RUN_TAG = "prefect.flow_run_id"
+FLOW_RUN_URL_TAG = "prefect.flow_run_url"
+HOLDOUT_TAG = "holdout"
+# What a person reads on a registered version (the run keeps the full lineage): the Prefect run,
+# the data and config it was trained on (reruns and monitoring read these), the code, the holdout.
+VERSION_LINEAGE_TAGS = (
+    FLOW_RUN_TAG,
+    FLOW_RUN_URL_TAG,
+    "data_fingerprint",
+    "data_snapshot",
+    "config_hash",
+    "git_commit",
+    "validation_result",
+    HOLDOUT_TAG,
+)
 SCHEMA_SAMPLE_ROWS = 1000
 
 
@@ -25,6 +39,7 @@ class RunOrigin(BaseModel):
     flow_run_id: str = "none"
     flow_run_name: str = "none"
     reason: str = "manual"
+    flow_run_url: str | None = Field(default=None, description="the run in the Prefect UI")
 
 
 def git_commit() -> str:
@@ -52,7 +67,25 @@ def lineage_tags(
         "validation_checkpoint": validation.checkpoint,
         "config_hash": config.fingerprint(),
         "git_commit": git_commit(),
+        **({FLOW_RUN_URL_TAG: origin.flow_run_url} if origin.flow_run_url else {}),
     }
+
+
+def holdout_identity(split: SplitRefs) -> str:
+    """Which holdout a run was scored on: its split's fingerprint (the content-addressed folder
+    named by snapshot, split settings and row key) and its row count, e.g. `3f9c0a1b2c3d4e5f:1729`.
+
+    Runs with the same value were scored on the same rows; the MLflow UI compares like with like
+    when filtered on it (`tags.holdout = '...'`).
+    """
+    return f"{Path(split.holdout_uri).parent.name}:{split.holdout_rows}"
+
+
+def version_tags(lineage: dict[str, str], split: SplitRefs) -> dict[str, str]:
+    """The lineage a registered version carries: `VERSION_LINEAGE_TAGS` of `lineage`, and its
+    holdout (how the holdout was cut stays on the training run, where comparisons read it)."""
+    tags = {**lineage, HOLDOUT_TAG: holdout_identity(split)}
+    return {key: tags[key] for key in VERSION_LINEAGE_TAGS if key in tags}
 
 
 class SplitDataset(MetaDataset):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import warnings
@@ -21,13 +22,23 @@ from mlflow.models.model import MLMODEL_FILE_NAME, ModelInfo
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
 from sklearn.pipeline import Pipeline
 
 from prefect_mlops.errors import RegistryError
 from prefect_mlops.features import nullable_features
+from prefect_mlops.lineage import RunOrigin
 from prefect_mlops.registry import CHALLENGER
-from prefect_mlops.results import GateCheck, LoggedModel, ModelVersionRef
+from prefect_mlops.reports import champion_markdown, gate_markdown
+from prefect_mlops.results import (
+    Evaluation,
+    GateCheck,
+    GateDecision,
+    LoggedModel,
+    ModelVersionRef,
+    PromotionDecision,
+)
 
 # skops refuses unknown types on load. We trust the model's own transformers (and the names
 # 0.1.0 models give them, see tasks.features) and a reviewed list of library types our
@@ -96,13 +107,29 @@ def log_sklearn_model(
     example: pd.DataFrame,
     run_id: str,
     requirements: list[str] | None = None,
+    name: str = "model",
+    params: dict[str, str] | None = None,
 ) -> ModelInfo:
     """Log a pipeline to a run the way every model here is logged: skops (no pickle), signature
-    and input example from `example`, explicit requirements (inferring them takes seconds)."""
+    and input example from `example`, explicit requirements (inferring them takes seconds).
+
+    The LoggedModel is created first in the run's own experiment, named `name` (the registered
+    model's name) with `params`: `log_model` alone files it under the Default experiment when
+    no run is active on the calling thread, which Prefect's worker threads never have.
+    """
+    run = MlflowClient().get_run(run_id)
+    logged = mlflow.initialize_logged_model(
+        name=name,
+        source_run_id=run_id,
+        experiment_id=run.info.experiment_id,
+        params=params,
+        model_type="sklearn.Pipeline",
+    )
     with _quiet_serving_input_check():
         return mlflow.sklearn.log_model(
             model,
-            name="model",
+            name=name,
+            model_id=logged.model_id,
             run_id=run_id,
             serialization_format="skops",
             skops_trusted_types=trusted_types(model),
@@ -195,7 +222,57 @@ def register_version(
         raise RegistryError(
             f"cannot set alias {CHALLENGER!r} on {name} v{created.version}"
         ) from exc
+    if logged.model_id:
+        link_logged_model(client, logged.model_id, name, str(created.version))
     return ModelVersionRef(name=name, version=str(created.version), aliases=[CHALLENGER])
+
+
+def link_logged_model(client: MlflowClient, model_id: str, name: str, version: str) -> None:
+    """List the version on its LoggedModel (`mlflow.modelVersions`), as `mlflow.register_model`
+    does: the model's page in the MLflow UI then links to it."""
+    listed = client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS)
+    versions = [*json.loads(listed or "[]"), {"name": name, "version": version}]
+    client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(versions)})
+
+
+# MLflow's SQL store holds at most 5,000 characters of a version's description.
+MAX_DESCRIPTION_CHARS = 5000
+
+
+def estimator_params(model: Pipeline) -> dict[str, str]:
+    """The final estimator's family and parameters, as a LoggedModel's params (readable)."""
+    estimator = model.steps[-1][1]
+    params = {"estimator": type(estimator).__name__}
+    for key, value in sorted(estimator.get_params(deep=False).items()):
+        params[key] = f"{value:.6g}" if isinstance(value, float) else str(value)
+    return params
+
+
+def version_description(
+    decision: GateDecision,
+    promotion: PromotionDecision,
+    evaluation: Evaluation,
+    origin: RunOrigin,
+    holdout: str,
+) -> str:
+    """A registered version's description (Markdown): the promotion outcome and why, the gate's
+    rules against their thresholds, the holdout metrics and the champion comparison."""
+    outcome = "Promoted to champion" if promotion.promote else "Not promoted (champion kept)"
+    flow_run = origin.flow_run_name if origin.flow_run_name != "none" else origin.flow_run_id
+    link = f"[{flow_run}]({origin.flow_run_url})" if origin.flow_run_url else f"`{flow_run}`"
+    metrics = "\n".join(f"| {name} | {value:.4g} |" for name, value in evaluation.metrics.items())
+    text = (
+        f"**{outcome}**: {promotion.reason}.\n\n"
+        f"Trained by Prefect flow run {link} (reason: {origin.reason}); holdout `{holdout}`.\n\n"
+        f"{gate_markdown(decision).replace('## ', '### ', 1)}\n"
+        f"### Holdout metrics\n| metric | value |\n|---|---|\n{metrics}\n\n"
+        f"{champion_markdown(decision.champion).replace('## ', '### ', 1)}"
+    )
+    if len(text) > MAX_DESCRIPTION_CHARS:
+        text = (
+            text[: MAX_DESCRIPTION_CHARS - 40].rsplit("\n", 1)[0] + "\n\n(shortened; see the run)"
+        )
+    return text
 
 
 def model_format(metadata: Model) -> str:

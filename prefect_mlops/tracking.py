@@ -11,14 +11,35 @@ import mlflow
 import numpy as np
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.context import registry as context_registry
+from mlflow.utils.mlflow_tags import (
+    MLFLOW_GIT_COMMIT,
+    MLFLOW_PARENT_RUN_ID,
+    MLFLOW_RUN_NOTE,
+    MLFLOW_SOURCE_NAME,
+    MLFLOW_SOURCE_TYPE,
+    MLFLOW_USER,
+)
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.errors import ServerUnavailableError
-from prefect_mlops.lineage import FLOW_RUN_TAG, RunOrigin, describe_dataset, lineage_tags
+from prefect_mlops.lineage import (
+    FLOW_RUN_TAG,
+    FLOW_RUN_URL_TAG,
+    HOLDOUT_TAG,
+    RunOrigin,
+    describe_dataset,
+    git_commit,
+    holdout_identity,
+    lineage_tags,
+)
 from prefect_mlops.names import confined
 from prefect_mlops.registry import registry_client
 from prefect_mlops.results import CandidateSpec, PreparedData
 from prefect_mlops.settings import Settings
+
+# The source a training run names in MLflow: the flow, wherever its process was started from.
+TRAINING_ENTRYPOINT = "flows/training.py:training_flow"
 
 
 def mlflow_client(settings: Settings) -> MlflowClient:
@@ -83,39 +104,87 @@ def ensure_experiment(client: MlflowClient, name: str, settings: Settings) -> st
     return client.create_experiment(name, artifact_location=location)
 
 
+# The parent's tags a candidate run repeats: who ran it from where, its Prefect run, its data.
+INHERITED_TAGS = (
+    MLFLOW_USER,
+    MLFLOW_SOURCE_NAME,
+    MLFLOW_SOURCE_TYPE,
+    MLFLOW_GIT_COMMIT,
+    FLOW_RUN_URL_TAG,
+    HOLDOUT_TAG,
+)
+
+
+def source_tags(entrypoint: str) -> dict[str, str]:
+    """MLflow's own run context (user, source type, git commit), as `mlflow.start_run` would
+    record it, with the flow's entrypoint as the source (a worker's argv[0] says nothing)."""
+    tags = {k: str(v) for k, v in context_registry.resolve_tags().items()}
+    tags[MLFLOW_SOURCE_NAME] = entrypoint
+    commit = git_commit()  # MLflow finds it only with GitPython, which the lock does not have
+    if commit != "unknown":
+        tags.setdefault(MLFLOW_GIT_COMMIT, commit)
+    return tags
+
+
 def log_candidate_run(
     client: MlflowClient,
     parent_run_id: str,
     spec: CandidateSpec,
     metric: str,
     fold_scores: np.ndarray,
+    started_ms: int | None = None,
+    cv_seconds: float | None = None,
 ) -> str:
-    """One finished nested run under the training run: the candidate's parameters and CV score.
+    """One finished nested run under the training run: the candidate's parameters and CV score,
+    spanning its cross-validation (`started_ms` is when it began, epoch milliseconds).
 
     It carries its parent's Prefect flow run id, so a crash between its creation and its end
     leaves a run the recovery pass finds and fails.
     """
     parent = client.get_run(parent_run_id)
+    inherited = {k: v for k, v in parent.data.tags.items() if k in INHERITED_TAGS}
     run = client.create_run(
         parent.info.experiment_id,
+        start_time=started_ms,
         run_name=spec.label,
         tags={
-            "mlflow.parentRunId": parent_run_id,
+            **inherited,
+            MLFLOW_PARENT_RUN_ID: parent_run_id,
             "candidate": spec.name,
             FLOW_RUN_TAG: parent.data.tags.get(FLOW_RUN_TAG, "none"),
         },
     )
     now = int(time.time() * 1000)
+    metrics = [
+        Metric(f"cv_{metric}_mean", float(fold_scores.mean()), now, 0),
+        Metric(f"cv_{metric}_std", float(fold_scores.std()), now, 0),
+    ]
+    if cv_seconds is not None:
+        metrics.append(Metric("cv_seconds", round(cv_seconds, 2), now, 0))
     client.log_batch(
         run.info.run_id,
         params=[Param(k, str(v)) for k, v in {"estimator": spec.estimator, **spec.params}.items()],
-        metrics=[
-            Metric(f"cv_{metric}_mean", float(fold_scores.mean()), now, 0),
-            Metric(f"cv_{metric}_std", float(fold_scores.std()), now, 0),
-        ],
+        metrics=metrics,
     )
-    client.set_terminated(run.info.run_id)
+    client.set_terminated(run.info.run_id, end_time=int(time.time() * 1000))
     return str(run.info.run_id)
+
+
+def training_run_note(config: PipelineConfig, data: PreparedData, origin: RunOrigin) -> str:
+    """The run's description (Markdown, shown on its page): what it trains, on which data and
+    holdout, started by which Prefect run and why."""
+    flow_run = origin.flow_run_name if origin.flow_run_name != "none" else origin.flow_run_id
+    link = f"[{flow_run}]({origin.flow_run_url})" if origin.flow_run_url else f"`{flow_run}`"
+    split = data.split
+    return (
+        f"Training of **{config.registered_model_name}** ({config.task}, target "
+        f"`{config.target}`) by Prefect flow run {link} (id `{origin.flow_run_id}`), "
+        f"reason: {origin.reason}.\n\n"
+        f"Data: {data.snapshot.rows:,} rows, snapshot `{data.snapshot.fingerprint}`; "
+        f"{split.train_rows:,} training and {split.holdout_rows:,} holdout rows "
+        f"({config.split.strategy} split). Holdout `{holdout_identity(split)}`: compare holdout "
+        "metrics only between runs with the same `holdout` tag."
+    )
 
 
 def start_training_run(
@@ -130,8 +199,11 @@ def start_training_run(
         experiment_id,
         run_name=f"train-{origin.flow_run_name if origin.flow_run_name != 'none' else config.name}",
         tags={
+            **source_tags(TRAINING_ENTRYPOINT),
             **lineage_tags(data.snapshot, data.validation, config, origin),
             "trigger_reason": origin.reason,
+            HOLDOUT_TAG: holdout_identity(data.split),
+            MLFLOW_RUN_NOTE: training_run_note(config, data, origin),
         },
     )
     run_id = str(run.info.run_id)

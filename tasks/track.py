@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from mlflow.entities import RunStatus, RunTag
 from prefect import task
+from prefect.utilities.urls import url_for
 
 from prefect_mlops.comparison import split_tags
 from prefect_mlops.context import TrainingContext
+from prefect_mlops.lineage import RunOrigin
 from prefect_mlops.reruns import find_rerun
 from prefect_mlops.results import ModelVersionRef, PreparedData
 from prefect_mlops.settings import Settings
@@ -21,12 +23,22 @@ def open_experiment(ctx: TrainingContext) -> str:
     return ensure_experiment(mlflow_client(ctx.settings), ctx.config.experiment, ctx.settings)
 
 
+def with_flow_run_url(origin: RunOrigin) -> RunOrigin:
+    """The origin with the flow run's address in the Prefect UI, when the UI or API URL is known
+    (a temporary server's is not: then the flow run id alone identifies it)."""
+    if origin.flow_run_url or origin.flow_run_id == "none":
+        return origin
+    url = url_for("flow-run", obj_id=origin.flow_run_id)
+    return origin.model_copy(update={"flow_run_url": url}) if url else origin
+
+
 @task(**IO_RETRIES)
 def start_training_run(ctx: TrainingContext, experiment_id: str, data: PreparedData) -> str:
-    """Open the parent MLflow run, tag its lineage (how the holdout was cut included: a later
-    run's champion comparison reads it) and log the split as dataset inputs."""
+    """Open the parent MLflow run, tag its source, user, Prefect run and lineage (how the holdout
+    was cut included: a later run's champion comparison reads it) and log the split as datasets."""
     client = mlflow_client(ctx.settings)
-    run_id = open_training_run(client, experiment_id, ctx.config, data, ctx.origin)
+    origin = with_flow_run_url(ctx.origin)
+    run_id = open_training_run(client, experiment_id, ctx.config, data, origin)
     tags = [RunTag(key, value) for key, value in split_tags(data.split.lineage).items()]
     client.log_batch(run_id, tags=tags)
     return run_id

@@ -50,7 +50,7 @@ def test_demo_config_registers_a_champion_with_lineage(settings: Settings, train
     assert version.tags["validation_result"] == "passed"
     assert version.tags["prefect.flow_run_id"] not in ("", "none")
     assert len(version.tags["config_hash"]) == 16
-    assert version.tags["split_train_end"] == run_tags_of(client, trained)["split_train_end"]
+    assert version.tags["holdout"] == run_tags_of(client, trained)["holdout"]  # split_* on the run
     assert version.tags["git_commit"]
     run = client.get_run(trained.mlflow_run_id)
     assert run.info.status == "FINISHED"

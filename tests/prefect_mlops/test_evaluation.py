@@ -9,15 +9,22 @@ from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from prefect_mlops.config import PipelineConfig, parse_config
+from prefect_mlops.config import PipelineConfig, load_config, parse_config
 from prefect_mlops.errors import ConfigError
-from prefect_mlops.evaluation import baseline_score, evaluate_holdout, log_holdout_report
+from prefect_mlops.estimators import build_model
+from prefect_mlops.evaluation import (
+    HoldoutReport,
+    baseline_score,
+    evaluate_holdout,
+    log_holdout_report,
+    slice_table,
+)
 from prefect_mlops.features import build_preprocessor, infer_schema
 from prefect_mlops.gate import decide
 from prefect_mlops.metrics import POSITIVE_LABEL_TAG, decode_label
-from prefect_mlops.results import FeatureSchema, GateCheck
+from prefect_mlops.results import CandidateSpec, FeatureSchema, GateCheck
 from prefect_mlops.settings import Settings
-from tests.conftest import fast_config_dict
+from tests.conftest import BIKESHARE_CONFIG, fast_config_dict
 
 LOADS = GateCheck(rule="loads", passed=True, detail="ok")
 
@@ -115,3 +122,35 @@ def test_regression_has_no_dummy_bar() -> None:
     schema = FeatureSchema(target="y", task="regression", numeric=["x"])
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 4.0]})
     assert baseline_score(frame, schema) is None
+
+
+def regression_report(bikeshare: pd.DataFrame) -> HoldoutReport:
+    config = load_config(BIKESHARE_CONFIG)
+    schema = infer_schema(bikeshare, config)
+    spec = CandidateSpec(name="ridge", estimator="linear", params={}, index=0)
+    train, holdout = bikeshare.iloc[:600], bikeshare.iloc[600:900]
+    model = build_model(spec, schema, 0).fit(train[schema.features], train[schema.target])
+    return evaluate_holdout(model, holdout, schema, config)
+
+
+def test_every_evaluation_plot_is_titled(bikeshare: pd.DataFrame) -> None:
+    report = regression_report(bikeshare)
+    assert {"actual_vs_predicted.png", "feature_importance.png", "slice_metrics.png"} <= set(
+        report.figures
+    )
+    for name, figure in report.figures.items():
+        titles = [ax.get_title() for ax in figure.axes if ax.get_label() != "<colorbar>"]
+        assert titles and all(titles), name
+    assert "300 rows" in report.figures["actual_vs_predicted.png"].axes[0].get_title()
+
+
+def test_slice_metrics_become_one_rounded_row_per_slice_value(bikeshare: pd.DataFrame) -> None:
+    report = regression_report(bikeshare)
+    table = slice_table(report.evaluation.slices)
+    assert list(table.columns[:3]) == ["column", "value", "rows"]
+    assert set(table["column"]) == {"season", "workingday"}
+    expected = sum(len(values) for values in report.evaluation.slices.values())
+    assert len(table) == expected
+    rmse = report.evaluation.slices["workingday"]["1"]["rmse"]
+    row = table[(table["column"] == "workingday") & (table["value"] == "1")].iloc[0]
+    assert row["rmse"] == float(f"{rmse:.4g}") and row["rmse"] == pytest.approx(rmse, rel=1e-3)

@@ -16,11 +16,20 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from prefect_mlops.lineage import RunOrigin
 from prefect_mlops.packaging import (
     UnsafeModelError,
     load_packaged,
     load_pipeline,
     log_sklearn_model,
+    version_description,
+)
+from prefect_mlops.results import (
+    ChampionScore,
+    Evaluation,
+    GateCheck,
+    GateDecision,
+    PromotionDecision,
 )
 from prefect_mlops.runtime import refuse_pickle_loading
 from prefect_mlops.settings import Settings
@@ -139,3 +148,47 @@ def test_the_signature_marks_optional_exactly_the_features_the_model_takes_missi
     example = X.assign(a=[np.nan, 2.0, 3.0, 4.0])  # a null in a, none in b
     signature = model_signature(model, example)
     assert {c.name: c.required for c in signature.inputs.inputs} == {"a": False, "b": True}
+
+
+def test_a_model_logged_off_any_active_run_lands_in_its_runs_experiment_under_its_name(
+    settings: Settings,
+) -> None:
+    model = make_pipeline(LinearRegression()).fit(X, Y)
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    experiment = client.create_experiment("named", (settings.artifact_root / "n").as_uri())
+    run = client.create_run(experiment)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    info = log_sklearn_model(model, X, run.info.run_id, name="demand", params={"k": "1"})
+    logged = mlflow.get_logged_model(info.model_id)
+    assert (logged.experiment_id, logged.name, logged.source_run_id) == (
+        experiment,
+        "demand",
+        run.info.run_id,
+    )
+    assert logged.params == {"k": "1"}
+    outputs = client.get_run(run.info.run_id).outputs.model_outputs
+    assert [o.model_id for o in outputs] == [info.model_id]
+
+
+def test_a_versions_description_states_why_it_was_not_promoted() -> None:
+    decision = GateDecision(
+        checks=[
+            GateCheck(rule="rmse <= 150", passed=True, detail="rmse = 57.11"),
+            GateCheck(rule="no worse than champion", passed=True, detail="within 2%"),
+        ],
+        champion=ChampionScore(
+            version="3",
+            metrics={"rmse": 56.0},
+            challenger_metrics={"rmse": 57.110111780618396},
+        ),
+    )
+    promotion = PromotionDecision(promote=False, reason="rmse 57.11 is not better than v3's 56")
+    origin = RunOrigin(flow_run_id="f1", flow_run_name="brave-cat", flow_run_url="http://p/f1")
+    evaluation = Evaluation(metrics={"rmse": 57.110111780618396, "r2": 0.77123})
+    text = version_description(decision, promotion, evaluation, origin, "abc:1729")
+    assert text.startswith("**Not promoted (champion kept)**: rmse 57.11 is not better")
+    assert "[brave-cat](http://p/f1)" in text and "holdout `abc:1729`" in text
+    assert "### Model gate: BLESSED" in text and "| pass | rmse <= 150 | rmse = 57.11 |" in text
+    assert "| rmse | 57.11 |" in text and "| r2 | 0.7712 |" in text
+    assert "### Challenger vs champion v3" in text and "| rmse | 57.11 | 56 |" in text
+    assert "57.1101" not in text  # numbers are rounded
