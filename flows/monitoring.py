@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import cast
+
 from prefect import flow
+from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
+from prefect_mlops.config import load_config
+from prefect_mlops.errors import MlopsError
 from prefect_mlops.monitoring import DriftSummary, WindowSpec
 from prefect_mlops.names import AliasName
 from prefect_mlops.settings import Settings
@@ -23,6 +29,7 @@ from tasks.monitor import (
 from tasks.policies import exit_without_collection, refuse_pickle
 from tasks.publish_monitoring import (
     add_to_workspace,
+    final_state,
     log_monitoring_run,
     publish_monitoring_summary,
 )
@@ -40,9 +47,25 @@ class MonitoringParams(BaseModel):
     emit_events: bool = Field(default=True, description="emit Prefect events on a breach")
 
 
+def monitoring_run_name() -> str:
+    """The flow run's name, e.g. `monitor bikeshare-demand@champion last 24h`.
+
+    A config that cannot be read names the run by its file; the flow then fails on it with the
+    config loader's own message.
+    """
+    raw = flow_run.parameters.get("params") or {}
+    params = raw if isinstance(raw, MonitoringParams) else MonitoringParams.model_validate(raw)
+    try:
+        model = load_config(params.config_path).registered_model_name
+    except MlopsError:  # reported by the flow's config task, see the docstring
+        model = Path(params.config_path).stem
+    return f"monitor {model}@{params.alias} {params.window.short()}"
+
+
 @flow(
     name="monitoring",
     description="Compare live data with a model's training data; alert on drift.",
+    flow_run_name=monitoring_run_name,
     on_running=[refuse_pickle, exit_without_collection],
 )
 def monitoring_flow(params: MonitoringParams = MonitoringParams()) -> DriftSummary:  # noqa: B008
@@ -56,19 +79,20 @@ def monitoring_flow(params: MonitoringParams = MonitoringParams()) -> DriftSumma
     if window.rows == 0:
         decision = nothing_to_monitor(window)
         summary = summarize_monitoring(model, window, params.config_path, decision)
-        publish_monitoring_summary(summary)
+        publish_monitoring_summary(summary, settings)
         return summary
 
     # Data validation and scoring read the window independently: run them side by side.
     validating = validate_window.submit(window, config, settings, model)
     scored = score_windows(model, window, config, settings)
-    report = run_drift_report(scored, model, config)
+    report = run_drift_report(scored, model, config, window)
     validation = validating.result()
     decision = decide_monitoring(report, validation, config)
     summary = summarize_monitoring(model, window, params.config_path, decision, report, validation)
     summary = log_monitoring_run(summary, config, settings)
-    summary = add_to_workspace(summary, settings)
+    summary = add_to_workspace(summary, config, model, settings)
     if params.emit_events:
         summary = emit_monitoring_events(summary)
-    publish_monitoring_summary(summary)
-    return summary
+    publish_monitoring_summary(summary, settings)
+    # An alarm ends in a Completed state named for it ("Drift detected"); callers get the summary.
+    return cast(DriftSummary, final_state(summary))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prefect import task
 from prefect.events import emit_event
+from prefect.runtime import flow_run
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.errors import MlopsError, MonitoringError
@@ -22,6 +23,7 @@ from prefect_mlops.monitoring import (
     MonitoredModel,
     MonitoringDecision,
     ScoredRefs,
+    SnapshotLabels,
     WindowRef,
     WindowSpec,
     drift,
@@ -36,22 +38,40 @@ from prefect_mlops.scoring_inputs import model_label
 from prefect_mlops.settings import Settings
 from prefect_mlops.snapshots import fingerprint_frame
 from prefect_mlops.tracking import mlflow_client
+from tasks.logs import run_logger
 from tasks.policies import IO_RETRIES
 
 
-@task(**IO_RETRIES)
+@task(**IO_RETRIES, task_run_name="resolve {name}@{alias}")
 def resolve_monitored_model(name: str, alias: str, settings: Settings) -> MonitoredModel:
     """The version behind `alias`, its training snapshot (lineage tags) and holdout metrics."""
-    return reference.resolve_monitored_model(mlflow_client(settings), name, alias)
+    model = reference.resolve_monitored_model(mlflow_client(settings), name, alias)
+    run_logger().info(
+        "monitoring %s v%s (@%s), reference %s, quality against %s",
+        name,
+        model.version,
+        alias,
+        model.snapshot_uri,
+        "its holdout" if model.holdout_uri else "its training snapshot (no holdout file)",
+    )
+    return model
 
 
-@task(**IO_RETRIES)
+@task(**IO_RETRIES, task_run_name="read window")
 def load_current_window(
     spec: WindowSpec, config: PipelineConfig, model: MonitoredModel, settings: Settings
 ) -> WindowRef:
     """Freeze the current window as Parquet in a new monitoring folder (it may have no rows)."""
     frame = window_frame(spec, model.name, config, settings)
-    return freeze_window(frame, spec, config, run_folder(settings, model.name))
+    window = freeze_window(frame, spec, config, run_folder(settings, model.name))
+    run_logger().info(
+        "window %s: %s rows, %s labelled%s",
+        window.source,
+        f"{window.rows:,}",
+        f"{window.labeled_rows:,}",
+        f" ({window.start} to {window.end})" if window.start else "",
+    )
+    return window
 
 
 @contextmanager
@@ -69,7 +89,7 @@ def named_failure(step: str, model: MonitoredModel, columns: list[str]) -> Itera
         ) from exc
 
 
-@task
+@task(task_run_name="validate window")
 def validate_window(
     window: WindowRef, config: PipelineConfig, settings: Settings, model: MonitoredModel
 ) -> ValidationSummary:
@@ -80,7 +100,7 @@ def validate_window(
         return validate_frame(frame, config, settings, purpose="scoring", batch_id=batch_id)
 
 
-@task
+@task(task_run_name="score reference and window")
 def score_windows(
     model: MonitoredModel, window: WindowRef, config: PipelineConfig, settings: Settings
 ) -> ScoredRefs:
@@ -89,9 +109,24 @@ def score_windows(
     return scoring.score_windows(model, window, config, estimator)
 
 
-@task
+def snapshot_labels(model: MonitoredModel, window: WindowRef) -> SnapshotLabels:
+    """What names this run's Evidently snapshots: version, window, its span and rows, the run."""
+    run_id = flow_run.get_id()
+    return SnapshotLabels(
+        model=model.name,
+        version=model.version,
+        alias=model.alias,
+        window=window.source,
+        window_start=window.start,
+        window_end=window.end,
+        rows=window.rows,
+        flow_run_id=str(run_id) if run_id else None,
+    )
+
+
+@task(task_run_name="Evidently drift and quality")
 def run_drift_report(
-    scored: ScoredRefs, model: MonitoredModel, config: PipelineConfig
+    scored: ScoredRefs, model: MonitoredModel, config: PipelineConfig, window: WindowRef
 ) -> DriftReport:
     """Evidently reports (HTML and snapshot JSON beside the window): drift, summary, quality."""
     reference_frame, current_frame = scoring.scored_frames(scored)
@@ -106,16 +141,36 @@ def run_drift_report(
             folder,
             positive_label=model.positive_label,
             holdout=scoring.scored_holdout(scored),
+            classes=scored.classes,
+            labels=snapshot_labels(model, window),
         )
-    return found.report
+    report = found.report
+    quality = report.quality
+    run_logger().info(
+        "drift: %.0f%% of features drifted %s; prediction drift %s; quality %s",
+        100 * report.drifted_share,
+        report.drifted_columns,
+        report.prediction.drifted if report.prediction else "not compared",
+        f"{quality.metric} {quality.current:.4g} vs holdout "
+        + (f"{quality.baseline:.4g}" if quality.baseline is not None else "-")
+        + f" on {quality.labeled_rows:,} labels"
+        if quality
+        else "not measured (too few labels)",
+    )
+    for problem in report.problems:
+        run_logger().warning("monitoring problem: %s", problem)
+    return report
 
 
-@task
+@task(task_run_name="decide")
 def decide_monitoring(
     report: DriftReport, validation: ValidationSummary, config: PipelineConfig
 ) -> MonitoringDecision:
     """Compare drift, prediction drift, quality and validation with the configured thresholds."""
-    return decisions.decide(report, validation, config.monitoring)
+    decision = decisions.decide(report, validation, config.monitoring)
+    log = run_logger().warning if decision.outcome == "alarm" else run_logger().info
+    log("decision %s: %s", decision.outcome, decision.reason)
+    return decision
 
 
 @task
@@ -137,7 +192,7 @@ def summarize_monitoring(
     return decisions.summarize(model, window, config_path, decision, report, validation)
 
 
-@task
+@task(task_run_name="emit events")
 def emit_monitoring_events(summary: DriftSummary) -> DriftSummary:
     """Emit one Prefect event per kind of breach; the resource is the registered model."""
     resource, related = event_resource(summary), event_related(summary)

@@ -89,6 +89,22 @@ def decide(
     )
 
 
+# What an alarmed run's final state is called, by its first breach's kind.
+ALARM_NAMES = {
+    "feature-drift": "Drift detected",
+    "prediction-drift": "Drift detected",
+    "performance": "Performance degraded",
+    "validation": "Data invalid",
+}
+
+
+def alarm_name(decision: MonitoringDecision) -> str | None:
+    """The name of an alarmed run's final state (`Drift detected`, ...); None without alarm."""
+    if decision.outcome != "alarm" or not decision.breaches:
+        return None
+    return ALARM_NAMES[decision.breaches[0].kind]
+
+
 def nothing_to_monitor(window: WindowRef) -> MonitoringDecision:
     """The outcome of an empty window: nothing to judge, no event."""
     return MonitoringDecision(
@@ -114,6 +130,8 @@ def summarize(
         current_rows=window.rows,
         labeled_rows=window.labeled_rows,
         reference_snapshot=model.snapshot_uri,
+        window_start=window.start,
+        window_end=window.end,
         decision=decision,
         drift=drift,
         validation=validation,

@@ -27,12 +27,30 @@ from evidently import (
 from evidently.core.metric_types import TestStatus
 from evidently.core.report import Snapshot as EvidentlySnapshot
 from evidently.metrics import DriftedColumnsCount, ValueDrift
-from evidently.presets import ClassificationPreset, DataSummaryPreset, RegressionPreset
+from evidently.presets import (
+    ClassificationPreset,
+    DataDriftPreset,
+    DataSummaryPreset,
+    RegressionPreset,
+)
 
 from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.metrics import Label
-from prefect_mlops.monitoring.quality import labelled_rows, positive_label_for, quality_change
-from prefect_mlops.monitoring.records import PREDICTION, ColumnDrift, DriftReport, QualityChange
+from prefect_mlops.monitoring.quality import (
+    labelled_rows,
+    positive_label_for,
+    probability_frame,
+    quality_change,
+)
+from prefect_mlops.monitoring.records import (
+    PREDICTION,
+    PROBABILITY_PREFIX,
+    ColumnDrift,
+    DriftReport,
+    QualityChange,
+    SnapshotKind,
+    SnapshotLabels,
+)
 from prefect_mlops.monitoring.scoring import reference_schema
 from prefect_mlops.results import FeatureSchema
 from prefect_mlops.transformers import DatetimeParts
@@ -143,11 +161,15 @@ def data_definition(
     return DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
 
 
-def quality_definition(config: PipelineConfig, positive_label: Label | None) -> DataDefinition:
+def quality_definition(
+    config: PipelineConfig, positive_label: Label | None, probability: str | None = None
+) -> DataDefinition:
     """Target and prediction roles of the quality report (labelled rows only).
 
     Evidently treats two classes as binary and looks for `pos_label` (1 unless told), so a
-    binary classifier's positive class is passed; more classes are multiclass.
+    binary classifier's positive class is passed; more classes are multiclass. `probability`
+    is the column of the positive class's probability, when both sides have it: Evidently then
+    adds ROC AUC, log loss and the precision-recall curve and table.
     """
     pair = [config.target, PREDICTION]
     if config.task == TaskType.classification:
@@ -157,11 +179,15 @@ def quality_definition(config: PipelineConfig, positive_label: Label | None) -> 
             else BinaryClassification(
                 target=config.target,
                 prediction_labels=PREDICTION,
+                prediction_probas=probability,
                 # Evidently types it `str` but compares it with the labels: keep their type.
                 pos_label=positive_label,
             )
         )
-        return DataDefinition(categorical_columns=pair, classification=[task])
+        numbers = [probability] if probability and positive_label is not None else []
+        return DataDefinition(
+            categorical_columns=pair, numerical_columns=numbers, classification=[task]
+        )
     return DataDefinition(
         numerical_columns=pair,
         regression=[Regression(target=config.target, prediction=PREDICTION)],
@@ -197,7 +223,10 @@ def schema_drift(problem: str) -> ColumnDrift:
 
 
 def build_report(columns: list[str], with_prediction: bool, config: PipelineConfig) -> DriftMetrics:
-    """The Evidently drift report: per-feature and prediction drift, and a data summary."""
+    """The Evidently drift report, summary first: the share of drifted features and one table
+    of every feature's drift (Evidently's data drift preset), then prediction drift, then the
+    data summary. The per-feature results are read back by column from the preset's metrics.
+    """
     cfg = config.monitoring
     drifts = {
         c: ValueDrift(column=c, method=cfg.drift_method, threshold=cfg.drift_threshold)
@@ -209,10 +238,40 @@ def build_report(columns: list[str], with_prediction: bool, config: PipelineConf
         method=cfg.drift_method,
         threshold=cfg.drift_threshold,
     )
+    preset = DataDriftPreset(
+        columns=columns,
+        drift_share=cfg.drift_share,
+        method=cfg.drift_method,
+        threshold=cfg.drift_threshold,
+    )
     prediction = ValueDrift(column=PREDICTION) if with_prediction else None
-    items: list[Any] = [count, *drifts.values(), *([prediction] if prediction else [])]
+    items: list[Any] = [preset, *([prediction] if prediction else [])]
     items.append(DataSummaryPreset(columns=[*columns, *([PREDICTION] if with_prediction else [])]))
     return DriftMetrics(Report(items, include_tests=True), drifts, count, prediction)
+
+
+def run_options(
+    labels: SnapshotLabels | None, kind: SnapshotKind, **extra: str | int
+) -> dict[str, Any]:
+    """`Report.run` keywords naming the snapshot (name, tags, metadata), when labelled."""
+    if labels is None:
+        return {}
+    return {
+        "name": labels.name(kind),
+        "tags": labels.tags(kind),
+        "metadata": labels.metadata(kind, **extra),
+    }
+
+
+def positive_probability(
+    reference: pd.DataFrame, labelled: pd.DataFrame, positive: Label | None
+) -> str | None:
+    """The positive class's probability column, when both sides of a binary report have it."""
+    if positive is None:
+        return None
+    column = f"{PROBABILITY_PREFIX}{positive}"
+    both = set(probability_frame(reference).columns) & set(probability_frame(labelled).columns)
+    return column if column in both else None
 
 
 def run_quality_report(
@@ -220,11 +279,15 @@ def run_quality_report(
     labelled: pd.DataFrame,
     config: PipelineConfig,
     positive_label: Label | None = None,
+    labels: SnapshotLabels | None = None,
+    reference_kind: str = "training snapshot",
 ) -> EvidentlySnapshot:
     """Evidently's regression or classification preset on labelled rows against the reference.
 
-    A report of its own on the labelled rows' target and prediction, each side a seeded sample
-    of at most `monitoring.quality_report_max_rows` rows.
+    A report of its own on the labelled rows' target and prediction (and a binary classifier's
+    positive-class probability where both sides have it), each side a seeded sample of at most
+    `monitoring.quality_report_max_rows` rows. `reference_kind` names the reference side in the
+    snapshot's metadata (the version's holdout, or its training snapshot without one).
     """
     cap, seed = config.monitoring.quality_report_max_rows, config.seed
     preset = (
@@ -236,11 +299,23 @@ def run_quality_report(
         if config.task == TaskType.classification
         else None
     )
-    definition = quality_definition(config, positive)
+    probability = positive_probability(reference_rows, labelled, positive)
+    definition = quality_definition(config, positive, probability)
+    kept = [config.target, PREDICTION, *([probability] if probability else [])]
+    options = run_options(
+        labels,
+        "quality",
+        reference=reference_kind,
+        reference_rows=len(reference_rows),
+        labelled_rows=len(labelled),
+    )
     return Report([preset], include_tests=True).run(
-        Dataset.from_pandas(sample_rows(labelled, cap, seed), data_definition=definition),
-        Dataset.from_pandas(sample_rows(reference_rows, cap, seed), data_definition=definition),
+        Dataset.from_pandas(sample_rows(labelled[kept], cap, seed), data_definition=definition),
+        Dataset.from_pandas(
+            sample_rows(reference_rows[kept], cap, seed), data_definition=definition
+        ),
         timestamp=datetime.now(UTC),
+        **options,
     )
 
 
@@ -250,6 +325,9 @@ def run_quality(
     config: PipelineConfig,
     baseline: dict[str, float],
     positive_label: Label | None,
+    classes: list[Label] | None = None,
+    labels: SnapshotLabels | None = None,
+    reference_kind: str = "training snapshot",
 ) -> QualityRun:
     """The quality change and Evidently's quality report, each failure a stated problem.
 
@@ -260,7 +338,7 @@ def run_quality(
     labelled = labelled_rows(current, config)
     problems: list[str] = []
     try:
-        change = quality_change(labelled, config, baseline)
+        change = quality_change(labelled, config, baseline, classes, positive_label)
     except Exception as exc:  # stated in the report, see the docstring
         logger.warning("quality of %s not computed", config.name, exc_info=True)
         problems.append(f"quality not computed on {len(labelled)} labels: {_cause(exc)}")
@@ -268,7 +346,9 @@ def run_quality(
     if change is None:
         return QualityRun(None, None, problems)
     try:
-        snapshot = run_quality_report(reference, labelled, config, positive_label)
+        snapshot = run_quality_report(
+            reference, labelled, config, positive_label, labels, reference_kind
+        )
     except Exception as exc:  # stated in the report, see the docstring
         logger.warning("Evidently quality report of %s failed", config.name, exc_info=True)
         problems.append(f"quality report not produced by Evidently: {_cause(exc)}")
@@ -289,6 +369,8 @@ def compute_drift(
     folder: Path | None = None,
     positive_label: Label | None = None,
     holdout: pd.DataFrame | None = None,
+    classes: list[Label] | None = None,
+    labels: SnapshotLabels | None = None,
 ) -> DriftRun:
     """Run Evidently on (a sample of) both sides and wrap what it found.
 
@@ -296,7 +378,8 @@ def compute_drift(
     and where labels arrived `quality.html`, `evidently-quality.json`) are written there.
     `positive_label` is the binary positive class the version's training recorded; `holdout`
     (its holdout rows with predictions) is the quality report's reference side, which is the
-    training snapshot (partly in-sample) without it.
+    training snapshot (partly in-sample) without it. `classes` orders a classifier's
+    probability columns (`proba:<class>`); `labels` name, tag and describe both snapshots.
     """
     schema = reference_schema(reference, config)
     broken = {p.split(":", 1)[0] for p in problems}
@@ -304,7 +387,17 @@ def compute_drift(
     dates = [c for c in schema.datetime if c in features]
     with_prediction = PREDICTION in current.columns and PREDICTION in reference.columns
     quality_reference = reference if holdout is None else holdout
-    quality = run_quality(quality_reference, current, config, baseline, positive_label)
+    reference_kind = "training snapshot" if holdout is None else "holdout"
+    quality = run_quality(
+        quality_reference,
+        current,
+        config,
+        baseline,
+        positive_label,
+        classes,
+        labels,
+        f"{reference_kind} ({len(quality_reference)} rows)",
+    )
     cap, seed = config.monitoring.max_rows, config.seed
     extra = [PREDICTION] if with_prediction else []
     ref_part = sample_rows(reference[[*features, *extra]], cap, seed)
@@ -317,6 +410,7 @@ def compute_drift(
         Dataset.from_pandas(expanded.current[[*columns, *extra]], data_definition=definition),
         Dataset.from_pandas(expanded.reference[[*columns, *extra]], data_definition=definition),
         timestamp=datetime.now(UTC),
+        **run_options(labels, "drift", reference=f"training snapshot ({len(reference)} rows)"),
     )
     context = snapshot.context
     found = [column_drift(c, context.get_metric_result(m)) for c, m in metrics.columns.items()]

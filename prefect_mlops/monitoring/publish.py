@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric, RunStatus
+from mlflow.entities import DatasetInput, InputTag, LoggedModelInput, Metric, RunStatus
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.context import registry as context_registry
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE, MLFLOW_SOURCE_NAME
 
+from prefect_mlops.lineage import SplitDataset, describe_dataset
 from prefect_mlops.monitoring.drift import DRIFT_HTML, QUALITY_HTML
 from prefect_mlops.monitoring.records import DriftSummary, model_resource_id
 from prefect_mlops.names import check_name
 from prefect_mlops.results import ValidationSummary
 
 SUMMARY_JSON = "summary.json"
+WINDOW_PARQUET = "current.parquet"
 MLFLOW_ARTIFACT_DIR = "monitoring"
 EVIDENTLY_PROJECT_PREFIX = "mlops"
+MONITORING_ENTRYPOINT = "flows/monitoring.py:monitoring_flow"
+# The MLflow dataset contexts of a monitoring run's inputs (training runs log "training" and
+# "holdout"): the window judged and the snapshot it was judged against.
+WINDOW_CONTEXT, REFERENCE_CONTEXT = "monitoring-window", "reference"
 
 
 def project_name(model_name: str) -> str:
@@ -44,8 +53,37 @@ def validation_text(validation: ValidationSummary | None) -> str:
     return "; ".join(failures) or "-"
 
 
-def _link(uri: str | None) -> str:
-    return f"[Evidently HTML](file://{uri})" if uri else "-"
+def number(value: float | None, digits: int = 4) -> str:
+    """A figure as a person reads it: `57.11`, `0.0321`, `1.2e+06` (never 17 digits)."""
+    if value is None:
+        return "-"
+    return f"{value:.{digits}g}"
+
+
+def http_base(tracking_uri: str) -> str | None:
+    """The MLflow server's base URL, when tracking goes to one over HTTP (else None)."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri.rstrip("/")
+    return None
+
+
+def mlflow_run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
+    """The run's page in the MLflow UI (None without an MLflow server)."""
+    base = http_base(tracking_uri)
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}" if base else None
+
+
+def mlflow_artifact_link(
+    tracking_uri: str, experiment_id: str, run_id: str, name: str
+) -> str | None:
+    """A logged monitoring report in the MLflow UI's artifact view (it renders the HTML)."""
+    run = mlflow_run_link(tracking_uri, experiment_id, run_id)
+    return f"{run}/artifacts/{MLFLOW_ARTIFACT_DIR}/{name}" if run else None
+
+
+def _path(uri: str | None) -> str:
+    # A local path as text: browsers refuse file:// links from the Prefect UI.
+    return f"`{uri}`" if uri else "-"
 
 
 def markdown_summary(summary: DriftSummary) -> str:
@@ -53,29 +91,36 @@ def markdown_summary(summary: DriftSummary) -> str:
     drift = summary.drift
     quality = drift.quality if drift else None
     prediction = drift.prediction if drift else None
+    span = (
+        f" ({summary.window_start} to {summary.window_end})"
+        if summary.window_start and summary.window_end
+        else ""
+    )
     rows = [
         ("model", f"{summary.model_name} v{summary.model_version} (@{summary.alias})"),
         (
             "window",
-            f"{summary.window}: {summary.current_rows} rows, {summary.labeled_rows} labelled",
+            f"{summary.window}{span}: {summary.current_rows:,} rows, "
+            f"{summary.labeled_rows:,} labelled",
         ),
         ("decision", f"**{summary.decision.outcome}**: {summary.decision.reason}"),
         ("drifted features", f"{summary.drifted_share:.0%} {summary.drifted_columns}"),
         (
             "prediction drift",
-            f"{summary.prediction_drift} (score {prediction.score if prediction else None})",
+            f"{summary.prediction_drift} "
+            f"(score {number(prediction.score if prediction else None)})",
         ),
         (
             "quality",
-            f"{quality.metric} {quality.current:.4g} vs holdout {quality.baseline}"
+            f"{quality.metric} {number(quality.current)} vs holdout {number(quality.baseline)}"
             if quality
             else "no labels (drift only)",
         ),
         ("validation", validation_text(summary.validation)),
         ("schema", "; ".join(drift.schema_problems if drift else []) or "unchanged"),
-        ("report", _link(summary.report_uri)),
-        ("quality report", _link(drift.quality_html_uri if drift else None)),
-        ("MLflow run", summary.mlflow_run_id or "-"),
+        ("report", _path(summary.report_uri)),
+        ("quality report", _path(drift.quality_html_uri if drift else None)),
+        ("MLflow run", f"`{summary.mlflow_run_id}`" if summary.mlflow_run_id else "-"),
         ("events", ", ".join(summary.events) or "none"),
     ]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
@@ -122,9 +167,60 @@ def run_tags(summary: DriftSummary, flow_run_id: str | None) -> dict[str, str]:
         "model_alias": summary.alias,
         "reference_snapshot": summary.reference_snapshot,
         "window": summary.window,
+        **({"window_start": summary.window_start} if summary.window_start else {}),
+        **({"window_end": summary.window_end} if summary.window_end else {}),
         "decision": summary.decision.outcome,
         "prefect.flow_run_id": flow_run_id or "none",
     }
+
+
+def run_note(summary: DriftSummary) -> str:
+    """The run's description in the MLflow UI: which version, which window, what was decided."""
+    return (
+        f"Monitoring of {summary.model_name} v{summary.model_version} (@{summary.alias}) on "
+        f"{summary.window} ({summary.current_rows:,} rows, {summary.labeled_rows:,} labelled): "
+        f"**{summary.decision.outcome}**. {summary.decision.reason}."
+    )
+
+
+def file_digest(path: Path) -> str:
+    """A content digest of a file (what tells two windows apart in MLflow's dataset list)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def dataset_input(uri: str, name: str, context: str) -> DatasetInput:
+    """A Parquet file as an MLflow dataset input (schema from its first rows, its content's
+    digest), with the role it played in the run."""
+    described = describe_dataset(uri, name, context)
+    dataset = SplitDataset(
+        source=described.source,
+        name=name,
+        digest=file_digest(Path(uri)),
+        schema=described.schema,
+    )
+    return DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", context)])
+
+
+def log_monitoring_inputs(
+    client: MlflowClient, run_id: str, summary: DriftSummary, model_id: str | None
+) -> None:
+    """The window and the reference as dataset inputs, and the monitored version's logged model
+    as a model input: the run's page links the version it judged and the data it judged on."""
+    window = run_folder_of(summary) / WINDOW_PARQUET
+    datasets = [
+        dataset_input(
+            str(window), f"{summary.model_name}-window-{file_digest(window)[:8]}", WINDOW_CONTEXT
+        )
+    ]
+    if summary.reference_snapshot and Path(summary.reference_snapshot).is_file():
+        name = f"{summary.model_name}-reference-v{summary.model_version}"
+        datasets.append(dataset_input(summary.reference_snapshot, name, REFERENCE_CONTEXT))
+    models = [LoggedModelInput(model_id)] if model_id else None
+    client.log_inputs(run_id, datasets=datasets, models=models)
 
 
 def run_metrics(summary: DriftSummary) -> dict[str, float]:
@@ -156,23 +252,36 @@ def log_monitoring_run(
 
     The version itself is tagged with the run and its outcome, so the registry shows both.
     """
+    version = client.get_model_version(summary.model_name, summary.model_version)
+    context = {k: str(v) for k, v in context_registry.resolve_tags().items()}
     run = client.create_run(
         experiment_id,
-        run_name=f"monitor-{summary.model_name}-v{summary.model_version}",
-        tags=run_tags(summary, flow_run_id),
+        run_name=(
+            f"monitor {summary.model_name} v{summary.model_version} ({summary.decision.outcome})"
+        ),
+        tags={
+            **context,
+            MLFLOW_SOURCE_NAME: MONITORING_ENTRYPOINT,
+            **run_tags(summary, flow_run_id),
+            "model_run_id": str(version.run_id or ""),
+            MLFLOW_RUN_NOTE: run_note(summary),
+        },
     )
     run_id = run.info.run_id
+    log_monitoring_inputs(client, run_id, summary, getattr(version, "model_id", None))
     now = int(time.time() * 1000)
     metrics = [Metric(k, float(v), now, 0) for k, v in run_metrics(summary).items()]
     client.log_batch(run_id, metrics=metrics)
-    linked = summary.model_copy(update={"mlflow_run_id": run_id})
+    linked = summary.model_copy(
+        update={"mlflow_run_id": run_id, "mlflow_experiment_id": experiment_id}
+    )
     folder = run_folder_of(summary)
     (folder / SUMMARY_JSON).write_text(linked.model_dump_json(indent=2))
     for name in (DRIFT_HTML, QUALITY_HTML, SUMMARY_JSON):
         if (folder / name).is_file():
             client.log_artifact(run_id, str(folder / name), MLFLOW_ARTIFACT_DIR)
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
-    name, version = summary.model_name, summary.model_version
-    client.set_model_version_tag(name, version, "monitoring.last_run_id", run_id)
-    client.set_model_version_tag(name, version, "monitoring.last_outcome", summary.decision.outcome)
+    name, number_ = summary.model_name, summary.model_version
+    client.set_model_version_tag(name, number_, "monitoring.last_run_id", run_id)
+    client.set_model_version_tag(name, number_, "monitoring.last_outcome", summary.decision.outcome)
     return linked

@@ -15,7 +15,7 @@ import pandas as pd
 from prefect_mlops import metrics
 from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.metrics import Label, higher_is_better, regression_metrics
-from prefect_mlops.monitoring.records import PREDICTION, QualityChange
+from prefect_mlops.monitoring.records import PREDICTION, PROBABILITY_PREFIX, QualityChange
 
 # The metric judged when the primary one needs probabilities (ROC/PR AUC, log loss) that
 # labels and predicted classes alone cannot give: fair to the rare class, unlike accuracy.
@@ -29,6 +29,42 @@ def label_metrics(task_type: TaskType, truth: pd.Series, predicted: pd.Series) -
         return regression_metrics(truth, predicted.to_numpy())
     classes = np.unique(np.concatenate([truth.to_numpy(), predicted.to_numpy()]))
     return metrics.label_metrics(truth, predicted, classes)
+
+
+def probability_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The `proba:<class>` columns of a scored frame (none when it has no probabilities)."""
+    return frame[[c for c in frame.columns if str(c).startswith(PROBABILITY_PREFIX)]]
+
+
+def probability_metrics(
+    labelled: pd.DataFrame,
+    config: PipelineConfig,
+    classes: list[Label] | None,
+    positive_label: Label | None,
+) -> dict[str, float]:
+    """ROC AUC, PR AUC and log loss of labelled rows with the model's class probabilities,
+    named and computed as training does (empty without probabilities or classes).
+
+    Labels take the type of the model's classes first (as with its predictions), so `"1"`
+    read back from a log is the class `1`; a label the model has no class for leaves them out.
+    """
+    probabilities = probability_frame(labelled)
+    if config.task != TaskType.classification or not classes or probabilities.empty:
+        return {}
+    if len(classes) != probabilities.shape[1] or probabilities.isna().any().any():
+        return {}
+    model_classes = pd.Series(classes)
+    truth = as_class_type(labelled[config.target], model_classes)
+    if truth is None or not truth.isin(classes).all():
+        return {}
+    found = metrics.classification_metrics(
+        truth,
+        labelled[PREDICTION].to_numpy(),
+        probabilities.to_numpy(dtype=float),
+        np.asarray(model_classes),
+        positive_label if positive_label in classes else None,
+    )
+    return {k: found[k] for k in ("roc_auc", "pr_auc", "log_loss") if k in found}
 
 
 def _as_boolean(value: Any) -> bool | None:
@@ -79,10 +115,11 @@ def labelled_rows(frame: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:
     rows = frame.loc[known, [config.target, PREDICTION]].reset_index(drop=True)
     if config.task == TaskType.regression:
         return rows
+    probabilities = probability_frame(frame).loc[known].reset_index(drop=True)
     labels = as_class_type(rows[config.target], rows[PREDICTION])
     if labels is None:
-        return rows.astype(str)
-    return rows.assign(**{config.target: labels})
+        return pd.concat([rows.astype(str), probabilities], axis=1)
+    return pd.concat([rows.assign(**{config.target: labels}), probabilities], axis=1)
 
 
 def positive_label_for(
@@ -104,15 +141,22 @@ def positive_label_for(
 
 
 def quality_change(
-    labelled: pd.DataFrame, config: PipelineConfig, baseline: dict[str, float]
+    labelled: pd.DataFrame,
+    config: PipelineConfig,
+    baseline: dict[str, float],
+    classes: list[Label] | None = None,
+    positive_label: Label | None = None,
 ) -> QualityChange | None:
     """The primary metric on labelled rows against the training holdout, if enough labels.
 
-    A classifier whose primary metric needs probabilities is judged on balanced accuracy.
+    With the model's class probabilities (and `classes`, their order) a classifier also gets
+    ROC AUC, PR AUC and log loss; a primary metric that needs them and has none is replaced
+    by balanced accuracy.
     """
     if len(labelled) < config.monitoring.min_labeled_rows:
         return None
     found = label_metrics(config.task, labelled[config.target], labelled[PREDICTION])
+    found.update(probability_metrics(labelled, config, classes, positive_label))
     fallback = (
         LABEL_ONLY_CLASSIFICATION_METRIC
         if config.task == TaskType.classification

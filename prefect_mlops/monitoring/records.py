@@ -17,6 +17,10 @@ MODEL_RESOURCE_PREFIX = "mlops.model."
 # The prediction column of windows and reports; the prediction log's own name for it, so a
 # window read from the log keeps what was served.
 PREDICTION = "prediction"
+# A window's logged class probabilities (one list per row, in the model's class order), and
+# the prefix of the per-class probability columns of scored frames (`proba:<class>`).
+PROBABILITIES = "prediction_probabilities"
+PROBABILITY_PREFIX = "proba:"
 
 Outcome = Literal["nothing-to-monitor", "ok", "alarm"]
 BreachKind = Literal["feature-drift", "prediction-drift", "performance", "validation"]
@@ -57,6 +61,21 @@ class WindowSpec(BaseModel):
         if self.dataset_path and (self.hours is not None or self.days is not None):
             raise ValueError("hours and days apply to the prediction log, not to dataset_path")
         return self
+
+    def short(self) -> str:
+        """The window in a few words for a run name: `last 24h`, `last 7d`, `last 500 rows`,
+        `dataset july.csv`, `all rows`."""
+        if self.dataset_path:
+            name = self.dataset_path.replace("\\", "/").rsplit("/", 1)[-1]
+            return f"dataset {name}" + (f" last {self.rows} rows" if self.rows else "")
+        parts = []
+        if self.hours is not None:
+            parts.append(f"last {self.hours:g}h")
+        elif self.days is not None:
+            parts.append(f"last {self.days:g}d")
+        if self.rows is not None:
+            parts.append(f"last {self.rows} rows")
+        return ", ".join(parts) or "all rows"
 
     def describe(self) -> str:
         """A short label, e.g. "log: last 24 hours" or "dataset: data/july.csv (last 500 rows)"."""
@@ -107,6 +126,9 @@ class WindowRef(BaseModel):
     labeled_rows: int
     source: str
     has_logged_predictions: bool = False
+    has_logged_probabilities: bool = False
+    start: str | None = Field(default=None, description="earliest row time (ISO), if known")
+    end: str | None = Field(default=None, description="latest row time (ISO), if known")
 
 
 class ScoredRefs(BaseModel):
@@ -126,6 +148,54 @@ class ScoredRefs(BaseModel):
     )
     holdout_predictions_uri: str | None = None
     schema_problems: list[str] = Field(default_factory=list)
+    classes: list[str | int | bool] | None = Field(
+        default=None,
+        description="a classifier's classes, in the order of its probability columns",
+    )
+
+
+SnapshotKind = Literal["drift", "quality"]
+
+
+class SnapshotLabels(BaseModel):
+    """What names an Evidently snapshot in the workspace: the model version, the window, the run.
+
+    Drift and quality snapshots of one run share everything but their kind, so the workspace
+    lists them apart (`bikeshare-demand v3 drift: last 24 hours`) and dashboards filter on tags.
+    """
+
+    model: str
+    version: str
+    alias: str
+    window: str
+    window_start: str | None = None
+    window_end: str | None = None
+    rows: int = 0
+    flow_run_id: str | None = None
+
+    def name(self, kind: SnapshotKind) -> str:
+        """E.g. `bikeshare-demand v3 drift: prediction log: last 24 hours`."""
+        return f"{self.model} v{self.version} {kind}: {self.window}"
+
+    def tags(self, kind: SnapshotKind) -> list[str]:
+        """The kind, then `model=`, `version=` and `alias=` tags (what panels filter on)."""
+        return [kind, f"model={self.model}", f"version={self.version}", f"alias={self.alias}"]
+
+    def metadata(self, kind: SnapshotKind, **extra: str | int) -> dict[str, str]:
+        """Every field as text (Evidently keeps metadata as strings), plus `extra`."""
+        fields = {
+            "kind": kind,
+            "model": self.model,
+            "version": self.version,
+            "alias": self.alias,
+            "window": self.window,
+            "window_start": self.window_start or "-",
+            "window_end": self.window_end or "-",
+            "rows": self.rows,
+            "monitoring_flow_run_id": self.flow_run_id or "-",
+            **extra,
+        }
+        return {key: str(value) for key, value in fields.items()}
 
 
 class ColumnDrift(BaseModel):
@@ -214,10 +284,13 @@ class DriftSummary(BaseModel):
     current_rows: int
     labeled_rows: int = 0
     reference_snapshot: str = ""
+    window_start: str | None = None
+    window_end: str | None = None
     decision: MonitoringDecision
     drift: DriftReport | None = None
     validation: ValidationSummary | None = None
     mlflow_run_id: str | None = None
+    mlflow_experiment_id: str | None = None
     evidently_snapshot_id: str | None = None
     evidently_quality_snapshot_id: str | None = None
     events: list[str] = Field(default_factory=list, description="ids of the events emitted")

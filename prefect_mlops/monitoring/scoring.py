@@ -5,12 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from prefect_mlops.config import PipelineConfig
+from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.features import infer_schema
 from prefect_mlops.io import read_parquet, write_parquet_atomic
-from prefect_mlops.monitoring.records import PREDICTION, MonitoredModel, ScoredRefs, WindowRef
+from prefect_mlops.metrics import plain_label
+from prefect_mlops.monitoring.records import (
+    PREDICTION,
+    PROBABILITIES,
+    PROBABILITY_PREFIX,
+    MonitoredModel,
+    ScoredRefs,
+    WindowRef,
+)
 from prefect_mlops.results import FeatureSchema
 from prefect_mlops.scoring_inputs import model_label, predict_rows
 
@@ -37,9 +46,52 @@ def schema_problems(
     return problems
 
 
-def write_predictions(values: Any, path: Path) -> None:
-    """Predictions as a one-column Parquet file, row for row with the data they were made on."""
-    write_parquet_atomic(pd.DataFrame({PREDICTION: values}), path)
+def probability_columns(classes: list[Any]) -> list[str]:
+    """The scored frames' probability column of each class, in the model's class order."""
+    return [f"{PROBABILITY_PREFIX}{c}" for c in classes]
+
+
+def model_classes(estimator: Any, config: PipelineConfig) -> list[Any] | None:
+    """A classifier's classes in the order of its `predict_proba` columns (None otherwise)."""
+    classes = getattr(estimator, "classes_", None)
+    if config.task != TaskType.classification or classes is None:
+        return None
+    if not hasattr(estimator, "predict_proba"):
+        return None
+    return [plain_label(c) for c in classes]
+
+
+def predict_probabilities(
+    estimator: Any, frame: pd.DataFrame, features: list[str], classes: list[Any] | None
+) -> np.ndarray | None:
+    """Class probabilities of a classifier's rows (what PR and ROC AUC are computed on)."""
+    if classes is None:
+        return None
+    return np.asarray(estimator.predict_proba(frame[features]), dtype=float)
+
+
+def logged_probabilities(current: pd.DataFrame, classes: list[Any] | None) -> np.ndarray | None:
+    """The window's logged probabilities as a matrix, when every row has one per class."""
+    if classes is None or PROBABILITIES not in current.columns:
+        return None
+    rows = current[PROBABILITIES].tolist()
+    if any(r is None or len(r) != len(classes) for r in rows):
+        return None
+    return np.asarray([list(r) for r in rows], dtype=float)
+
+
+def write_predictions(
+    values: Any,
+    path: Path,
+    probabilities: np.ndarray | None = None,
+    classes: list[Any] | None = None,
+) -> None:
+    """Predictions (and a classifier's class probabilities, one column per class) as Parquet,
+    row for row with the data they were made on."""
+    frame = pd.DataFrame({PREDICTION: values})
+    if probabilities is not None and classes is not None:
+        frame[probability_columns(classes)] = probabilities
+    write_parquet_atomic(frame, path)
 
 
 def score_windows(
@@ -57,6 +109,7 @@ def score_windows(
     folder = Path(window.uri).parent
     reference_predictions = folder / "reference-predictions.parquet"
     label = model_label(model.name, model.version)
+    classes = model_classes(estimator, config)
     scored_reference = predict_rows(
         estimator, reference, schema.features, f"reference snapshot {model.snapshot_uri}", label
     )
@@ -68,18 +121,24 @@ def score_windows(
         scored_holdout = predict_rows(
             estimator, holdout, schema.features, f"holdout {model.holdout_uri}", label
         )
-        write_predictions(scored_holdout, holdout_predictions)
+        holdout_probabilities = predict_probabilities(estimator, holdout, schema.features, classes)
+        write_predictions(scored_holdout, holdout_predictions, holdout_probabilities, classes)
     source, current_predictions = "model", None
     if not problems:
         current_predictions = folder / "current-predictions.parquet"
         scored_current = predict_rows(
             estimator, current, schema.features, f"window {window.source} ({window.uri})", label
         )
-        write_predictions(scored_current, current_predictions)
+        probabilities = predict_probabilities(estimator, current, schema.features, classes)
+        write_predictions(scored_current, current_predictions, probabilities, classes)
     elif not window.has_logged_predictions:
         source = "none"
     else:
         source = "log"  # the features no longer fit the model: judge what was actually served
+        served = logged_probabilities(current, classes)
+        if served is not None:  # what was served, with the probabilities it was served with
+            current_predictions = folder / "current-predictions.parquet"
+            write_predictions(current[PREDICTION], current_predictions, served, classes)
     return ScoredRefs(
         reference_uri=model.snapshot_uri,
         current_uri=window.uri,
@@ -91,6 +150,7 @@ def score_windows(
         holdout_uri=model.holdout_uri if holdout_predictions else None,
         holdout_predictions_uri=str(holdout_predictions) if holdout_predictions else None,
         schema_problems=problems,
+        classes=classes,
     )
 
 
@@ -99,15 +159,23 @@ def scored_holdout(scored: ScoredRefs) -> pd.DataFrame | None:
     if not scored.holdout_uri or not scored.holdout_predictions_uri:
         return None
     holdout = read_parquet(scored.holdout_uri)
-    holdout[PREDICTION] = read_parquet(scored.holdout_predictions_uri)[PREDICTION].to_numpy()
-    return holdout
+    return _with_predictions(holdout, scored.holdout_predictions_uri)
+
+
+def _with_predictions(frame: pd.DataFrame, predictions_uri: str) -> pd.DataFrame:
+    """`frame` with the prediction (and probability) columns written beside it."""
+    predictions = read_parquet(predictions_uri)
+    for column in predictions.columns:
+        frame[column] = predictions[column].to_numpy()
+    return frame
 
 
 def scored_frames(scored: ScoredRefs) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Reference and current data with the prediction column each side has."""
-    reference = read_parquet(scored.reference_uri)
-    reference[PREDICTION] = read_parquet(scored.reference_predictions_uri)[PREDICTION].to_numpy()
-    current = read_parquet(scored.current_uri)
+    reference = _with_predictions(
+        read_parquet(scored.reference_uri), scored.reference_predictions_uri
+    )
+    current = read_parquet(scored.current_uri).drop(columns=[PROBABILITIES], errors="ignore")
     if scored.current_predictions_uri:
-        current[PREDICTION] = read_parquet(scored.current_predictions_uri)[PREDICTION].to_numpy()
+        current = _with_predictions(current, scored.current_predictions_uri)
     return reference, current

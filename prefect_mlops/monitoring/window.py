@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
@@ -15,6 +18,7 @@ from prefect_mlops.errors import IngestError
 from prefect_mlops.io import write_parquet_atomic
 from prefect_mlops.monitoring.records import (
     PREDICTION,
+    PROBABILITIES,
     WindowRef,
     WindowSpec,
 )
@@ -36,7 +40,7 @@ from prefect_mlops.sources import safe_url, source_for_path
     MODEL_VERSION,
     FEATURES,
     LOGGED_PREDICTION,
-    PROBABILITIES,
+    PROBABILITY_COLUMN,
     LOG_SOURCE,
 ) = PREDICTION_COLUMNS
 *_, LABEL = FEEDBACK_COLUMNS
@@ -70,10 +74,20 @@ def log_frame(
         order = rows.sort_values(LOGGED_AT, kind="stable").index[-spec.rows :]
         rows, features = rows.loc[order], features.loc[order]
     frame = features.assign(**{PREDICTION: rows[LOGGED_PREDICTION], config.target: rows[LABEL]})
+    if PROBABILITY_COLUMN in rows.columns and rows[PROBABILITY_COLUMN].notna().any():
+        frame[PROBABILITIES] = [probability_list(p) for p in rows[PROBABILITY_COLUMN]]
     clock = config.split.time_column if config.split.strategy == "time" else None
     if clock and clock not in features.columns:
         frame[clock] = pd.to_datetime(rows[LOGGED_AT], utc=True).dt.tz_localize(None)
     return frame.reset_index(drop=True)
+
+
+def probability_list(value: Any) -> list[float] | None:
+    """A row's logged class probabilities as floats (the SQL log keeps them as JSON text)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    values = orjson.loads(value) if isinstance(value, str | bytes) else value
+    return [float(v) for v in values]
 
 
 def window_frame(
@@ -113,10 +127,29 @@ def freeze_window(
     path = folder / "current.parquet"
     write_parquet_atomic(frame, path)
     labeled = int(frame[config.target].notna().sum()) if config.target in frame.columns else 0
+    start, end = time_span(frame, config)
     return WindowRef(
         uri=str(path),
         rows=len(frame),
         labeled_rows=labeled,
         source=spec.describe(),
         has_logged_predictions=PREDICTION in frame.columns,
+        has_logged_probabilities=PROBABILITIES in frame.columns,
+        start=start,
+        end=end,
+    )
+
+
+def time_span(frame: pd.DataFrame, config: PipelineConfig) -> tuple[str | None, str | None]:
+    """The first and last time of the window's rows (ISO, to the second) on the split's clock
+    (a log window has it from the logging time), or None when the rows carry no time."""
+    clock = config.split.time_column
+    if not clock or clock not in frame.columns or frame.empty:
+        return None, None
+    times = pd.to_datetime(frame[clock], errors="coerce", utc=True).dropna()
+    if times.empty:
+        return None, None
+    return (
+        times.min().isoformat(timespec="seconds"),
+        times.max().isoformat(timespec="seconds"),
     )

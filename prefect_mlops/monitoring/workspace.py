@@ -1,4 +1,9 @@
-"""The local Evidently workspace: one project per model, each monitoring run's snapshots in it."""
+"""The local Evidently workspace: one project per model, each monitoring run's snapshots in it.
+
+Snapshots arrive named, tagged and described by the drift module (`SnapshotLabels`); the
+project's dashboard is chosen by the model's task, so a regression model shows no empty
+accuracy panel and a classifier no empty error panel.
+"""
 
 from __future__ import annotations
 
@@ -7,57 +12,89 @@ from typing import Any
 
 from evidently.core.report import Snapshot as EvidentlySnapshot
 from evidently.sdk.models import PanelMetric
-from evidently.sdk.panels import line_plot_panel
+from evidently.sdk.panels import counter_panel, line_plot_panel
 from evidently.ui.workspace import Workspace
 
+from prefect_mlops.config import TaskType
 from prefect_mlops.monitoring.drift import DRIFT_SNAPSHOT, QUALITY_SNAPSHOT
 from prefect_mlops.monitoring.publish import project_name, run_folder_of
 from prefect_mlops.monitoring.records import PREDICTION, DriftSummary
 
 PROJECT_TAB = "Monitoring"
+DRIFT_TAGS, QUALITY_TAGS = ["drift"], ["quality"]
 
 
-def dashboard_panels() -> list[Any]:
-    """Drift share, prediction drift and the quality metric of each task, over time."""
+def drift_panels() -> list[Any]:
+    """The latest drift share first, then drift share and prediction drift over time."""
     share = PanelMetric(
-        legend="share", metric="DriftedColumnsCount", metric_labels={"value_type": "share"}
+        legend="share",
+        metric="DriftedColumnsCount",
+        metric_labels={"value_type": "share"},
+        tags=DRIFT_TAGS,
     )
     prediction = PanelMetric(
-        legend="prediction", metric="ValueDrift", metric_labels={"column": PREDICTION}
+        legend="prediction",
+        metric="ValueDrift",
+        metric_labels={"column": PREDICTION},
+        tags=DRIFT_TAGS,
     )
     return [
+        counter_panel("Share of drifted features, latest run", [share], size="half"),
+        counter_panel("Prediction drift score, latest run", [prediction], size="half"),
         line_plot_panel("Share of drifted features", [share], size="half"),
         line_plot_panel("Prediction drift score", [prediction], size="half"),
-        line_plot_panel(
-            "RMSE (regression)", [PanelMetric(legend="rmse", metric="RMSE")], size="half"
-        ),
-        line_plot_panel(
-            "Accuracy (classification)",
-            [PanelMetric(legend="accuracy", metric="Accuracy")],
-            size="half",
-        ),
     ]
 
 
-def ensure_project(workspace: Any, name: str) -> Any:
-    """The workspace project `name`, created with drift and quality panels on first use."""
+def _quality(legend: str, metric: str, **labels: str) -> PanelMetric:
+    return PanelMetric(legend=legend, metric=metric, metric_labels=labels, tags=QUALITY_TAGS)
+
+
+def quality_panels(task: TaskType, binary: bool) -> list[Any]:
+    """Quality over time in the task's own metrics (on labelled rows against the holdout).
+
+    Regression: MAE and RMSE. Classification: accuracy and F1; a binary classifier also ROC
+    AUC (its quality report carries the positive class's probability).
+    """
+    if task == TaskType.regression:
+        return [
+            line_plot_panel("MAE", [_quality("MAE", "MAE", value_type="mean")], size="half"),
+            line_plot_panel("RMSE", [_quality("RMSE", "RMSE")], size="half"),
+        ]
+    panels = [
+        line_plot_panel("Accuracy", [_quality("accuracy", "Accuracy")], size="half"),
+        line_plot_panel("F1 score", [_quality("F1", "F1Score")], size="half"),
+    ]
+    if binary:
+        panels.append(line_plot_panel("ROC AUC", [_quality("ROC AUC", "RocAuc")], size="half"))
+    return panels
+
+
+def dashboard_panels(task: TaskType, binary: bool = False) -> list[Any]:
+    """The dashboard of a model's project: drift first, then the task's quality metrics."""
+    return [*drift_panels(), *quality_panels(task, binary)]
+
+
+def ensure_project(workspace: Any, name: str, task: TaskType, binary: bool = False) -> Any:
+    """The workspace project `name`, created with the task's panels on first use."""
     found = workspace.search_project(name)
     if found:
         return found[0]
     project = workspace.create_project(
-        name, description="monitoring runs of the prefect-mlops flow"
+        name, description=f"monitoring runs of {name.removeprefix('mlops-')} ({task} model)"
     )
-    for panel in dashboard_panels():
+    for panel in dashboard_panels(task, binary):
         project.dashboard.add_panel(panel, tab=PROJECT_TAB)
     return project
 
 
-def add_to_workspace(summary: DriftSummary, root: Path) -> DriftSummary:
-    """Add the run's Evidently snapshots to the model's project in the workspace at `root`."""
+def add_to_workspace(
+    summary: DriftSummary, root: Path, task: TaskType, binary: bool = False
+) -> DriftSummary:
+    """Add the run's Evidently snapshots (as named at their run) to the model's project."""
     folder = run_folder_of(summary)
     workspace = Workspace(str(root))
-    project = ensure_project(workspace, project_name(summary.model_name))
-    name = f"v{summary.model_version} {summary.window}"
+    project = ensure_project(workspace, project_name(summary.model_name), task, binary)
     ids = {}
     for key, data in (
         ("evidently_snapshot_id", DRIFT_SNAPSHOT),
@@ -65,6 +102,6 @@ def add_to_workspace(summary: DriftSummary, root: Path) -> DriftSummary:
     ):
         if (folder / data).is_file():
             snapshot = EvidentlySnapshot.load(str(folder / data))
-            ref = workspace.add_run(project.id, snapshot, include_data=False, name=name)
+            ref = workspace.add_run(project.id, snapshot, include_data=False)
             ids[key] = str(ref.id)
     return summary.model_copy(update=ids)

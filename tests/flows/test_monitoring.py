@@ -71,11 +71,25 @@ def trained(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> 
         yield {"root": root, "config": config, "data": data, "result": result}
 
 
-def monitor(trained: dict, frame: pd.DataFrame, name: str, **window: object):
+def monitor(
+    trained: dict, frame: pd.DataFrame, name: str, return_state: bool = False, **window: object
+):
     path = trained["root"] / f"{name}.parquet"
     frame.to_parquet(path, index=False)
     spec = WindowSpec(dataset_path=str(path), **window)
-    return monitoring_flow(MonitoringParams(config_path=str(trained["config"]), window=spec))
+    params = MonitoringParams(config_path=str(trained["config"]), window=spec)
+    return monitoring_flow(params, return_state=return_state)
+
+
+def workspace_snapshots(model: str) -> tuple[list[dict], list[str]]:
+    """The snapshots of a model's Evidently project (name, tags, metadata) and its panels."""
+    from evidently.ui.workspace import Workspace
+
+    workspace = Workspace(str(Settings().evidently_dir))
+    project = workspace.search_project(f"mlops-{model}")[0]
+    models = [workspace.get_run(project.id, i) for i in workspace.list_runs(project.id)]
+    snapshots = [{"name": m.name, "tags": m.tags, "metadata": m.metadata} for m in models if m]
+    return snapshots, [p.title for p in project.dashboard.model().panels]
 
 
 CHURN = "churn-monitoring"
@@ -155,24 +169,84 @@ def test_same_data_samples_raise_no_alarm(trained) -> None:
     assert sum(alarms) == 0
 
 
-def test_monitoring_run_is_logged_and_linked_to_the_model_version(trained) -> None:
-    summary = monitor(trained, months(trained["data"], 7, 9).head(800), "summer-head")
+@pytest.fixture(scope="module")
+def summer_head(trained: dict):
+    """One alarmed monitoring run of 800 summer rows: its final state."""
+    return monitor(trained, months(trained["data"], 7, 9).head(800), "summer-head", True)
+
+
+def test_alarmed_run_ends_in_a_named_completed_state(summer_head) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.objects import StateType
+
+    summary = summer_head.result()
+    assert summary.decision.outcome == "alarm"
+    assert summer_head.is_completed() and summer_head.name == "Drift detected"
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(summer_head.state_details.flow_run_id)
+    assert (run.state.type, run.state.name) == (StateType.COMPLETED, "Drift detected")
+    assert run.state.message == summary.decision.reason
+    assert run.name == "monitor bikeshare-demand@champion dataset summer-head.parquet"
+
+
+def test_monitoring_run_is_logged_and_linked_to_the_model_version(summer_head) -> None:
+    summary = summer_head.result()
     client = MlflowClient()
     run = client.get_run(summary.mlflow_run_id)
     assert run.data.tags["model_name"] == MODEL
     assert run.data.tags["model_version"] == summary.model_version
+    assert run.data.tags["model_alias"] == "champion"
+    assert run.data.tags["mlflow.source.name"] == "flows/monitoring.py:monitoring_flow"
+    assert run.data.tags["mlflow.note.content"].startswith(f"Monitoring of {MODEL} v")
     assert run.data.metrics["drifted_share"] == pytest.approx(summary.drifted_share)
+    version = client.get_model_version(MODEL, summary.model_version)
+    assert run.data.tags["model_run_id"] == version.run_id
+    assert [m.model_id for m in run.inputs.model_inputs] == [version.model_id]
+    datasets = {
+        t.value: d.dataset
+        for d in run.inputs.dataset_inputs
+        for t in d.tags
+        if t.key == "mlflow.data.context"
+    }
+    assert set(datasets) == {"monitoring-window", "reference"}
+    window = datasets["monitoring-window"]
+    assert window.digest and "current.parquet" in window.source
+    assert Path(summary.report_uri).with_name("current.parquet").as_uri() in window.source
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "monitoring")}
     assert artifacts == {
         "monitoring/report.html",
         "monitoring/quality.html",
         "monitoring/summary.json",
     }
-    version = client.get_model_version(MODEL, summary.model_version)
     assert version.tags["monitoring.last_run_id"] == summary.mlflow_run_id
-    assert summary.evidently_snapshot_id
-    workspace = Settings().evidently_dir
-    assert any(workspace.rglob(f"{summary.evidently_snapshot_id}*"))
+
+
+def test_workspace_snapshots_are_named_by_kind_and_described(summer_head) -> None:
+    summary = summer_head.result()
+    snapshots, panels = workspace_snapshots(MODEL)
+    mine = {
+        s["tags"][0]: s
+        for s in snapshots
+        if s["metadata"].get("monitoring_flow_run_id") == str(summer_head.state_details.flow_run_id)
+    }
+    assert set(mine) == {"drift", "quality"}
+    assert mine["drift"]["name"] != mine["quality"]["name"]
+    for kind, snapshot in mine.items():
+        assert snapshot["tags"] == [
+            kind,
+            f"model={MODEL}",
+            f"version={summary.model_version}",
+            "alias=champion",
+        ]
+        meta = snapshot["metadata"]
+        assert meta["rows"] == "800" and meta["alias"] == "champion"
+        assert meta["window_start"].startswith("2011-07-01")
+        assert snapshot["name"] == f"{MODEL} v{summary.model_version} {kind}: {summary.window}"
+    # the quality report's reference is the version's holdout, not its training rows
+    assert mine["quality"]["metadata"]["reference"].startswith("holdout (")
+    # a regression model's dashboard: errors, no accuracy
+    assert {"MAE", "RMSE"} <= set(panels)
+    assert not any("ccuracy" in p or "AUC" in p for p in panels)
 
 
 def test_window_without_labels_gives_drift_only(trained) -> None:
@@ -294,10 +368,18 @@ def test_classifier_on_same_data_is_ok_and_quality_is_measured(classifier) -> No
     assert summary.drift.quality.metric == "f1"
     assert summary.drift.quality.labeled_rows == 1500
     assert set(summary.drift.quality.current_metrics) == {
-        *("accuracy", "balanced_accuracy", "f1", "recall_0", "recall_1")
+        *("accuracy", "balanced_accuracy", "f1", "recall_0", "recall_1"),
+        *("roc_auc", "pr_auc", "log_loss"),  # the model's probabilities of the window
     }
+    assert 0.5 < summary.drift.quality.current_metrics["pr_auc"] <= 1.0
     assert abs(summary.drift.quality.relative_change) < 0.1
     assert summary.prediction_drift is False
+    # Evidently's quality report got the positive class's probability too
+    assert evidently_metrics(summary)["RocAuc metric"] == pytest.approx(
+        summary.drift.quality.current_metrics["roc_auc"]
+    )
+    _, panels = workspace_snapshots(CHURN)
+    assert {"Accuracy", "F1 score", "ROC AUC"} <= set(panels) and "MAE" not in panels
 
 
 def test_classifier_quality_loss_and_drift_raise_both_alarms(classifier) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -239,3 +240,22 @@ def test_the_quality_report_takes_the_holdout_as_its_reference(
     assert found.quality_snapshot is None
     assert found.report.problems[0].startswith("quality report not produced by Evidently")
     assert found.report.quality is not None and found.report.drifted_columns == []
+
+
+def test_binary_quality_report_takes_the_positive_class_probability() -> None:
+    from tests.prefect_mlops.monitoring.test_quality import with_probabilities
+
+    config = classification_config()
+    holdout = with_probabilities(labelled_frame(300, seed=0, classes=[0, 1], share=0.1))
+    current = with_probabilities(labelled_frame(300, seed=1, classes=[0, 1], share=0.1))
+    found = compute_drift(
+        holdout, current, config, [], {"pr_auc": 0.8}, positive_label=1, holdout=holdout,
+        classes=[0, 1],
+    )  # fmt: skip
+    quality = found.report.quality
+    assert quality is not None and quality.metric == "pr_auc"
+    assert {"roc_auc", "pr_auc", "log_loss"} <= set(quality.current_metrics)
+    assert found.quality_snapshot is not None
+    results = json.loads(found.quality_snapshot.dumps())["metric_results"].values()
+    evidently = {r["display_name"]: r.get("value") for r in results}
+    assert evidently["RocAuc metric"] == pytest.approx(quality.current_metrics["roc_auc"])

@@ -56,9 +56,9 @@ def test_markdown_names_decision_drift_quality_and_failures() -> None:
     assert text.startswith("## Monitoring: alarm")
     assert "| drifted features | 60% ['temp'] |" in text
     assert "| prediction drift | True (score 0.2) |" in text
-    assert "| quality | rmse 1.5 vs holdout 1.0 |" in text
+    assert "| quality | rmse 1.5 vs holdout 1 |" in text
     assert "| validation | x on hum: " in text
-    assert "[Evidently HTML](file://w/report.html)" in text
+    assert "| report | `w/report.html` |" in text  # a path: browsers refuse file:// links
 
 
 def test_markdown_of_an_empty_window() -> None:
@@ -88,3 +88,27 @@ def test_quality_metrics_are_logged_as_current_values() -> None:
     summary = summarize(MODEL, WINDOW, "c.yaml", decide(drift, FAILED, MonitoringConfig()), drift)
     assert run_metrics(summary)["current_f1"] == 0.8
     assert project_name("m") == "mlops-m"
+
+
+def test_an_alarm_names_its_final_state_by_its_first_breach() -> None:
+    from prefect_mlops.monitoring.decision import alarm_name
+
+    assert alarm_name(alarm().decision) == "Drift detected"
+    quality_only = decide(report(change=0.5), FAILED, MonitoringConfig(max_validation_failures=5))
+    assert alarm_name(quality_only) == "Performance degraded"
+    assert alarm_name(decide(report(), FAILED, MonitoringConfig())) == "Data invalid"
+    assert alarm_name(nothing_to_monitor(WINDOW)) is None
+
+
+def test_numbers_read_as_figures_and_links_need_an_mlflow_server() -> None:
+    from prefect_mlops.monitoring.publish import mlflow_artifact_link, mlflow_run_link, number
+
+    assert number(57.110111780618396) == "57.11"
+    assert number(None) == "-"
+    assert mlflow_run_link("sqlite:///mlflow.db", "1", "r") is None
+    assert mlflow_run_link("http://127.0.0.1:5000/", "1", "r") == (
+        "http://127.0.0.1:5000/#/experiments/1/runs/r"
+    )
+    assert mlflow_artifact_link("http://h:5000", "1", "r", "report.html") == (
+        "http://h:5000/#/experiments/1/runs/r/artifacts/monitoring/report.html"
+    )

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from prefect_mlops.config import PipelineConfig, parse_config
 from prefect_mlops.errors import ConfigError
-from prefect_mlops.monitoring import PREDICTION
+from prefect_mlops.monitoring import PREDICTION, PROBABILITY_PREFIX
 from prefect_mlops.monitoring.quality import labelled_rows, positive_label_for, quality_change
 from tests.conftest import fast_config_dict
 from tests.prefect_mlops.monitoring.conftest import classification_config, labelled_frame
@@ -89,3 +90,28 @@ def test_positive_label_is_the_recorded_one_else_the_minority() -> None:
     named = classification_config(positive_label="Maybe")
     with pytest.raises(ConfigError, match=r"positive_label 'Maybe'.*classes are \['No', 'Yes'\]"):
         positive_label_for(reference, named, None)
+
+
+def with_probabilities(frame: pd.DataFrame) -> pd.DataFrame:
+    """The binary frame with a model's `proba:0` and `proba:1` columns (rising with `x`)."""
+    score = np.clip(frame["x"].to_numpy() / 6 + 0.5, 0.0, 1.0)
+    return frame.assign(**{f"{PROBABILITY_PREFIX}0": 1 - score, f"{PROBABILITY_PREFIX}1": score})
+
+
+def test_probabilities_give_pr_and_roc_auc_as_in_training() -> None:
+    config = classification_config()  # primary metric pr_auc
+    window = with_probabilities(labelled_frame(400, seed=3, classes=[0, 1], share=0.1))
+    score = window[f"{PROBABILITY_PREFIX}1"]
+    window["label"] = window["label"].astype(object)  # as read back from the log
+    rows = labelled_rows(window, config)
+    quality = quality_change(rows, config, {"pr_auc": 0.9}, classes=[0, 1], positive_label=1)
+    assert quality is not None and quality.metric == "pr_auc"
+    expected = average_precision_score(window["label"].astype(int), score)
+    assert quality.current == pytest.approx(expected)
+    assert quality.current_metrics["roc_auc"] == pytest.approx(
+        roc_auc_score(window["label"].astype(int), score)
+    )
+    bare = window.drop(columns=[f"{PROBABILITY_PREFIX}0", f"{PROBABILITY_PREFIX}1"])
+    without = quality_change(labelled_rows(bare, config), config, {})
+    assert without is not None and without.metric == "balanced_accuracy"
+    assert "pr_auc" not in without.current_metrics

@@ -131,3 +131,26 @@ def test_a_feature_named_date_is_the_feature_in_the_window(
     ParquetStore(tmp_path / "log").append_predictions([logged])
     frame = log_frame(WindowSpec(hours=24), MODEL, config, tmp_path / "log")
     assert frame["date"].tolist() == sent and frame["day"].tolist() == ["mon", None]
+
+
+def test_logged_probabilities_reach_the_window(tmp_path: Path, config: PipelineConfig) -> None:
+    from prefect_mlops.monitoring import PROBABILITIES
+
+    store = ParquetStore(tmp_path / "log")
+    store.append_predictions(
+        [
+            PredictionRecord(
+                request_id="p",
+                timestamp=time.time(),
+                model_name=MODEL,
+                model_version="1",
+                columns={"temp": [0.1, 0.2], "hr": [1, 2]},
+                predictions=np.array([0, 1]),
+                probabilities=np.array([[0.8, 0.2], [0.3, 0.7]]),
+            )
+        ]
+    )
+    frame = log_frame(WindowSpec(hours=1), MODEL, config, tmp_path / "log")
+    assert frame[PROBABILITIES].tolist() == [[0.8, 0.2], [0.3, 0.7]]
+    window = freeze_window(frame, WindowSpec(hours=1), config, tmp_path)
+    assert window.has_logged_probabilities and window.start and window.end
