@@ -170,6 +170,15 @@ def log_candidate_run(
     return str(run.info.run_id)
 
 
+def training_run_name(config: PipelineConfig, origin: RunOrigin) -> str:
+    """The flow run's name (`train bikeshare-demand (manual)` already says it is a training),
+    else `train-<config name>`."""
+    name = origin.flow_run_name
+    if name == "none":
+        return f"train-{config.name}"
+    return name if name.startswith("train") else f"train-{name}"
+
+
 def training_run_note(config: PipelineConfig, data: PreparedData, origin: RunOrigin) -> str:
     """The run's description (Markdown, shown on its page): what it trains, on which data and
     holdout, started by which Prefect run and why."""
@@ -197,7 +206,7 @@ def start_training_run(
     """Open the parent MLflow run of a training run: lineage tags, parameters, dataset inputs."""
     run = client.create_run(
         experiment_id,
-        run_name=f"train-{origin.flow_run_name if origin.flow_run_name != 'none' else config.name}",
+        run_name=training_run_name(config, origin),
         tags={
             **source_tags(TRAINING_ENTRYPOINT),
             **lineage_tags(data.snapshot, data.validation, config, origin),
