@@ -139,7 +139,8 @@ def test_with_a_tracking_server_the_run_and_version_are_links_to_its_ui(
 
     ctx = TrainingContext(
         config=fast_config,
-        settings=Settings(tracking_uri="http://127.0.0.1:5000"),
+        # (tracking_uri is read from MLFLOW_TRACKING_URI by its alias: set it on a copy)
+        settings=Settings().model_copy(update={"tracking_uri": "http://127.0.0.1:5000"}),
         origin=RunOrigin(),
     )
     result = TrainingResult(
