@@ -1,0 +1,204 @@
+"""What a person sees, in Debian's Chromium driven by Playwright (never a downloaded browser).
+
+Real servers on loopback: the report server over a Data Docs site built by a real validation,
+and the prediction service over a registered model. Each page is opened in a browser context
+that refuses every request leaving loopback, and the test fails when any request of the page
+fails: the pages must render with no network. Screenshots are kept under
+.test-logs/screenshots/. Needs Chromium: `.ci/install-chromium.sh` (CI runs it).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import uvicorn
+from mlflow.tracking import MlflowClient
+
+from prefect_mlops.config import PipelineConfig
+from prefect_mlops.expectations.run import validate_frame
+from prefect_mlops.report_server import create_app as create_report_app
+from prefect_mlops.settings import Settings
+from serving.app import create_app as create_service_app
+from tests.prefect_mlops.expectations.helpers import copy_gx
+from tests.serving.conftest import REGRESSOR, Store, make_settings, register
+
+pytestmark = pytest.mark.system
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LOOPBACK = {"127.0.0.1", "localhost"}
+SCREENSHOTS = ROOT / ".test-logs" / "screenshots"
+TOKEN = "browser-docs-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Served:
+    """An ASGI app served by uvicorn on a free loopback port, in a thread of this process."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Served:
+        self.thread.start()
+        deadline = time.monotonic() + 120
+        while not self.server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            assert self.thread.is_alive(), "server stopped"
+            time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+class Offline:
+    """A browser context in which every request leaving loopback is refused, and recorded."""
+
+    def __init__(self, browser: Any, headers: dict[str, str] | None = None) -> None:
+        self.context = browser.new_context(
+            extra_http_headers=headers or {}, viewport={"width": 1280, "height": 900}
+        )
+        self.blocked: list[str] = []
+        self.failed: list[str] = []
+        self.context.route("**/*", self._route)
+
+    def _route(self, route: Any) -> None:
+        url = route.request.url
+        if url.startswith(("data:", "blob:")) or urlparse(url).hostname in LOOPBACK:
+            route.continue_()
+        else:
+            self.blocked.append(url)
+            route.abort()
+
+    def page(self) -> Any:
+        page = self.context.new_page()
+        page.on("requestfailed", lambda r: self.failed.append(f"{r.url} ({r.failure})"))
+        page.on("response", self._status)
+        return page
+
+    def _status(self, response: Any) -> None:
+        if response.status >= 400 and not response.url.endswith("favicon.ico"):
+            self.failed.append(f"{response.url} ({response.status})")
+
+    def __enter__(self) -> Offline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.context.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser tests drive Debian's Chromium; install it with "
+            "`.ci/install-chromium.sh` (CI runs it before `make test`)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "screenshots"
+    folder.mkdir()
+    yield folder
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(folder, SCREENSHOTS, dirs_exist_ok=True)
+
+
+def test_data_docs_page_renders_offline_at_its_report_url(
+    browser: Any, shots: Path, tmp_path: Path, bikeshare: Any
+) -> None:
+    from prefect_mlops.config import load_config
+
+    config: PipelineConfig = load_config(ROOT / "configs" / "bikeshare.yaml")
+    always = config.model_copy(
+        update={"validation": config.validation.model_copy(update={"data_docs": "always"})}
+    )
+    settings: Settings = copy_gx(tmp_path)
+    report = Served(create_report_app(settings))
+    settings = settings.model_copy(update={"reports_url": report.url})
+    summary = validate_frame(bikeshare, always, settings, "training", batch_id="browser")
+    assert summary.data_docs_url and summary.data_docs_url.startswith(report.url + "/data-docs/")
+    with report, Offline(browser) as context:
+        page = context.page()
+        page.goto(summary.data_docs_url)
+        row = page.locator("td", has_text="bikeshare.training").first  # rows are links (its JS ran)
+        row.wait_for(timeout=30_000)
+        row.click()
+        page.get_by_text("Observed Value").first.wait_for(timeout=30_000)
+        position = page.evaluate("getComputedStyle(document.querySelector('.navbar')).position")
+        text = page.inner_text("body")
+        page.screenshot(path=str(shots / "data-docs-validation.png"), full_page=True)
+    assert position == "sticky"  # Bootstrap's CSS loaded
+    assert "Succeeded" in text and "% not null" in text and "8645" in text
+    assert not context.blocked and not context.failed, (context.blocked, context.failed)
+
+
+@pytest.fixture
+def model_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    store = Store(uri, tmp_path, MlflowClient(tracking_uri=uri))
+    register(store, REGRESSOR)
+    return store
+
+
+def test_service_docs_render_offline_with_the_models_example(
+    browser: Any, shots: Path, tmp_path: Path, model_store: Store
+) -> None:
+    app = create_service_app(make_settings(model_store, tmp_path, token=TOKEN))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with Served(app) as service, Offline(browser, auth) as context:
+        page = context.page()
+        page.goto(f"{service.url}/docs#/predict/predict_predict_post")
+        example = page.locator(".opblock.is-open .body-param__example").first
+        example.wait_for(timeout=60_000)
+        shown = example.inner_text()
+        page.screenshot(path=str(shots / "service-docs.png"), full_page=True)
+    # ReDoc renders offline too, but its "API docs by Redocly" badge asks its CDN for a logo
+    # (refused here, so that one request is allowed to fail; Swagger UI's page has none).
+    with Served(app) as service, Offline(browser, auth) as redoc_context:
+        redoc = redoc_context.page()
+        redoc.goto(f"{service.url}/redoc")
+        redoc.get_by_text("Predict JSON records").first.wait_for(timeout=60_000)
+        redoc.screenshot(path=str(shots / "service-redoc.png"))
+    assert set(redoc_context.blocked) <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}
+    assert all(f'"{column}"' in shown for column in ("temp", "hum", "hr", "season", "weather"))
+    assert '"feature"' not in shown
+    assert not context.blocked and not context.failed, (context.blocked, context.failed)
