@@ -75,14 +75,15 @@ def task_runs_of(stack: Stack, flow_run_id: str) -> list[dict[str, Any]]:
 
 
 def task_started(
-    stack: Stack, config: Path, task_name: str, states: tuple[str, ...] = ("RUNNING",)
+    stack: Stack, config: Path, name_prefix: str, states: tuple[str, ...] = ("RUNNING",)
 ) -> Callable[[], bool]:
-    """True once the run has a `task_name` task run in one of `states` on the Prefect server."""
+    """True once the run has a task run named `name_prefix`... in one of `states` on the
+    Prefect server (task runs are named by what they do: `validate <suite> ...`, `cv ...`)."""
 
     def reached() -> bool:
         run = flow_run_of(stack, config)
         return run is not None and any(
-            t["name"].startswith(f"{task_name}-") and t["state_type"] in states
+            t["name"].startswith(name_prefix) and t["state_type"] in states
             for t in task_runs_of(stack, run["id"])
         )
 
@@ -119,10 +120,10 @@ def test_a_training_run_killed_mid_stage_is_closed_by_cleanup(
     client = MlflowClient(tracking_uri=stack.settings.mlflow_url)
     any_state = ("PENDING", "RUNNING", "COMPLETED")
     phases = {
-        "validation": [(task_started(stack, config, "validate_snapshot"), 0.1)],
-        "tuning": [(task_started(stack, config, "score_candidate"), 0.2)],
+        "validation": [(task_started(stack, config, "validate "), 0.1)],
+        "tuning": [(task_started(stack, config, "cv "), 0.2)],
         "registration": [  # log_model, its load check and the gate come just before
-            (task_started(stack, config, "log_model", any_state), 0.5),
+            (task_started(stack, config, "log_model-", any_state), 0.5),
             (version_created(client, model), 0.02),
         ],
     }[stage]
