@@ -86,7 +86,8 @@ def score(params: ScoringParams) -> ScoringSummary:
     )
     enforce_scoring_gate(validation, config.validation.policy)
     log_dir = settings.prediction_log_dir
-    log_location = (params.log_url, log_dir) if params.log_predictions else None
+    log_url = params.log_url or settings.prediction_log_url  # where the service logs, by default
+    log_location = (log_url, log_dir) if params.log_predictions else None
     summary = score_source(
         model,
         params.source,

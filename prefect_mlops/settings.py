@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from prefect_mlops.dask_runner import parse_task_runner
@@ -24,6 +24,18 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MLFLOW_REGISTRY_URI", "MLOPS_REGISTRY_URI"),
     )
     artifact_root: Path = Path("artifacts")
+    # The prediction log on a database (SQLAlchemy URL) for every reader and writer that is not
+    # told otherwise: the service, batch scoring, monitoring and rollouts. `mlops up --profile
+    # production` sets MLOPS_SERVE_LOG_URL for the service and the worker alike, so monitoring
+    # reads where the service writes. Unset: the Parquet log under the artifact root.
+    prediction_log_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLOPS_PREDICTION_LOG_URL", "MLOPS_SERVE_LOG_URL"),
+    )
+    # The services' bearer token, for flows that read a service's /metrics (rollouts).
+    serve_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("MLOPS_SERVE_TOKEN", "MLOPS_SERVICE_TOKEN")
+    )
     gx_root: Path = Path("great_expectations")
     # Validation reads a snapshot this many rows at a time: about 0.5 GB of pandas at the
     # example's 16 columns, the peak whatever the snapshot's size.

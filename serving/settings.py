@@ -45,7 +45,9 @@ class ServeSettings(BaseSettings):
         default=True, description="answer the hot POST routes past FastAPI (serving.fast_lane)"
     )
     log_url: str | None = Field(
-        default=None, description="SQLAlchemy URL of the prediction log; Parquet when unset"
+        default_factory=lambda: Settings().prediction_log_url,
+        description="SQLAlchemy URL of the prediction log (MLOPS_PREDICTION_LOG_URL when unset); "
+        "Parquet when neither is set",
     )
     log_dir: Path = Field(
         default_factory=lambda: Settings().prediction_log_dir,

@@ -123,7 +123,7 @@ def run_step(
     )
     write_rollout(client, plan.model_name, state)
     started = time.time()
-    baseline = gate.scrape_metrics(rollout.service_urls)
+    baseline = gate.scrape_metrics(rollout.service_urls, service_token(settings))
     timeout = rollout.timeout_of(step)
     while True:
         time.sleep(rollout.poll_seconds)
@@ -150,7 +150,8 @@ def look_at_step(
 ) -> StepEvidence:
     """One look: the replicas' counters since the step began, the log's rows, the gate."""
     rollout = config.rollout
-    traffic = gate.traffic_since(baseline, gate.scrape_metrics(rollout.service_urls))
+    scrape = gate.scrape_metrics(rollout.service_urls, service_token(settings))
+    traffic = gate.traffic_since(baseline, scrape)
     log_dir = Path(rollout.log_dir) if rollout.log_dir else settings.prediction_log_dir
     arms = gate.read_arms(
         plan.model_name,
@@ -158,7 +159,7 @@ def look_at_step(
         plan.champion_version,
         plan.challenger_version,
         started,
-        rollout.log_url,
+        rollout.log_url or settings.prediction_log_url,
         log_dir,
     )
     elapsed = time.time() - started
@@ -299,3 +300,8 @@ def publish_rollout_result(result: RolloutResult) -> None:
         key=artifact_key("rollout", plan.model_name),
         description=f"rollout of {plan.model_name} v{plan.challenger_version}: {result.outcome}",
     )
+
+
+def service_token(settings: Settings) -> str | None:
+    """The bearer token the services answer /metrics with (MLOPS_SERVE_TOKEN), if any."""
+    return settings.serve_token.get_secret_value() if settings.serve_token else None

@@ -107,6 +107,8 @@ def window_frame(
         frame = frame.tail(spec.rows).reset_index(drop=True) if spec.rows else frame
     else:
         directory = Path(spec.log_dir) if spec.log_dir else settings.prediction_log_dir
+        if spec.log_url is None and settings.prediction_log_url:
+            spec = spec.model_copy(update={"log_url": settings.prediction_log_url})
         frame = log_frame(spec, model_name, config, directory)
     if config.target in frame.columns and config.task == TaskType.regression:
         frame[config.target] = pd.to_numeric(frame[config.target], errors="coerce")

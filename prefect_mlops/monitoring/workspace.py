@@ -14,6 +14,7 @@ from evidently.core.report import Snapshot as EvidentlySnapshot
 from evidently.sdk.models import PanelMetric
 from evidently.sdk.panels import counter_panel, line_plot_panel
 from evidently.ui.workspace import Workspace
+from filelock import FileLock
 
 from prefect_mlops.config import TaskType
 from prefect_mlops.monitoring.drift import DRIFT_SNAPSHOT, QUALITY_SNAPSHOT
@@ -21,6 +22,7 @@ from prefect_mlops.monitoring.publish import project_name, run_folder_of
 from prefect_mlops.monitoring.records import PREDICTION, DriftSummary
 
 PROJECT_TAB = "Monitoring"
+WORKSPACE_LOCK_SECONDS = 300.0
 DRIFT_TAGS, QUALITY_TAGS = ["drift"], ["quality"]
 
 
@@ -93,6 +95,19 @@ def add_to_workspace(
 ) -> DriftSummary:
     """Add the run's Evidently snapshots (as named at their run) to the model's project."""
     folder = run_folder_of(summary)
+    # Evidently's local workspace reads every project's files when it opens and writes a
+    # snapshot without a rename: concurrent monitoring runs (one worker pool, many models) read
+    # each other's half-written JSON (a JSONDecodeError seen at 20 models through two workers).
+    # One lock per workspace folder serialises opening and adding, for every process on hosts
+    # that share the folder's file system.
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / ".mlops-workspace.lock"), timeout=WORKSPACE_LOCK_SECONDS):
+        return _add_snapshots(summary, folder, root, task, binary)
+
+
+def _add_snapshots(
+    summary: DriftSummary, folder: Path, root: Path, task: TaskType, binary: bool
+) -> DriftSummary:
     workspace = Workspace(str(root))
     project = ensure_project(workspace, project_name(summary.model_name), task, binary)
     ids = {}

@@ -51,3 +51,13 @@ def test_a_model_name_that_could_leave_its_folder_is_refused(monkeypatch) -> Non
     monkeypatch.setenv("MLOPS_SERVE_MODEL_NAME", "../../etc")
     with pytest.raises(pydantic.ValidationError, match="model_name"):
         ServeSettings()
+
+
+def test_the_shared_log_url_is_the_service_log_by_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    monkeypatch.setenv("MLOPS_PREDICTION_LOG_URL", url)
+    assert ServeSettings().log_url == url == Settings().prediction_log_url
+    monkeypatch.setenv("MLOPS_SERVE_LOG_URL", "sqlite:///elsewhere.db")
+    assert ServeSettings().log_url == "sqlite:///elsewhere.db"  # the service's own wins

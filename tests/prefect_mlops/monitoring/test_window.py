@@ -14,7 +14,7 @@ from prefect_mlops.config import PipelineConfig
 from prefect_mlops.errors import IngestError
 from prefect_mlops.monitoring import PREDICTION, WindowSpec
 from prefect_mlops.monitoring.window import freeze_window, log_frame, run_folder, window_frame
-from prefect_mlops.prediction_log import FeedbackRecord, ParquetStore, PredictionRecord
+from prefect_mlops.prediction_log import FeedbackRecord, ParquetStore, PredictionRecord, SqlStore
 from prefect_mlops.settings import Settings
 
 MODEL = "bikeshare-demand"
@@ -154,3 +154,20 @@ def test_logged_probabilities_reach_the_window(tmp_path: Path, config: PipelineC
     assert frame[PROBABILITIES].tolist() == [[0.8, 0.2], [0.3, 0.7]]
     window = freeze_window(frame, WindowSpec(hours=1), config, tmp_path)
     assert window.has_logged_probabilities and window.start and window.end
+
+
+def test_log_window_reads_the_shared_log_url_by_default(
+    tmp_path: Path, config: PipelineConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service's MLOPS_SERVE_LOG_URL (set for service and worker alike by `mlops up
+    --profile production`) is where monitoring reads, with no --log-url of its own."""
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    SqlStore(url).append_predictions([record("new", 1)])
+    monkeypatch.setenv("MLOPS_SERVE_LOG_URL", url)
+    settings = Settings(artifact_root=tmp_path / "empty")
+    assert settings.prediction_log_url == url
+    assert len(window_frame(WindowSpec(), MODEL, config, settings)) == 2
+    monkeypatch.delenv("MLOPS_SERVE_LOG_URL")
+    assert window_frame(
+        WindowSpec(), MODEL, config, settings.model_copy(update={"prediction_log_url": None})
+    ).empty
