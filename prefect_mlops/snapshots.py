@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from prefect_mlops.config import WindowConfig
@@ -31,8 +32,30 @@ def fingerprint_frame(frame: pd.DataFrame) -> str:
     """
     digest = hashlib.sha256()
     digest.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest.update(pd.util.hash_pandas_object(_hashable(frame), index=False).to_numpy().tobytes())
     return digest.hexdigest()[:20]
+
+
+def _hashable(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with list-valued cells (a window's logged class probabilities) as their text,
+    which pandas can hash; other columns as they are."""
+    listed = [
+        column
+        for column in frame.columns
+        if frame[column].dtype == object
+        and frame[column].map(lambda v: isinstance(v, list | tuple | np.ndarray)).any()
+    ]
+    if not listed:
+        return frame
+
+    def text(value: object) -> object:
+        return (
+            repr(np.asarray(value).tolist())
+            if isinstance(value, list | tuple | np.ndarray)
+            else value
+        )
+
+    return frame.assign(**{str(column): frame[column].map(text) for column in listed})
 
 
 def freeze_parquet_file(source: ParquetSource, snapshot_dir: Path) -> Snapshot:

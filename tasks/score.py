@@ -11,6 +11,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -240,13 +241,19 @@ class ChunkProgress:
 
 
 def expected_rows(source: Source) -> int | None:
-    """About how many rows a file source holds, without parsing it; None for SQL."""
-    if isinstance(source, ParquetSource):
-        return pq.read_metadata(source.path).num_rows
-    if isinstance(source, CsvSource):
-        with open(source.path, "rb") as file:
-            lines = sum(block.count(b"\n") for block in iter(lambda: file.read(1 << 20), b""))
-        return max(lines - 1, 0)  # the header; quoted newlines make it an estimate
+    """About how many rows a file source holds, without parsing it; None for SQL, and for a
+    file that cannot be read (the progress bar goes without a total: the reading itself is what
+    fails, naming the file and what is wrong with it)."""
+    try:
+        if isinstance(source, ParquetSource):
+            return pq.read_metadata(source.path).num_rows
+        if isinstance(source, CsvSource):
+            with open(source.path, "rb") as file:
+                blocks = iter(lambda: file.read(1 << 20), b"")
+                lines = sum(block.count(b"\n") for block in blocks)
+            return max(lines - 1, 0)  # the header; quoted newlines make it an estimate
+    except (OSError, pa.ArrowException):
+        return None
     return None
 
 

@@ -214,7 +214,10 @@ def test_four_models_share_one_log_from_training_to_breach(
             # Unlabelled: drift only, on this model's online rows alone
             window = log_frame(WindowSpec(hours=1), case.name, config, log_dir)
             assert len(window) == SERVED_ROWS
-            assert set(window.columns) == {*features, "prediction", case.target}
+            expected = {*features, "prediction", case.target}
+            if case.task == "classification":  # the logged class probabilities come along
+                expected.add("prediction_probabilities")
+            assert set(window.columns) == expected
             assert window[case.target].isna().all()
             logged = read_prediction_log(directory=log_dir)
             mine = logged.loc[logged["model_name"] == case.name]

@@ -67,7 +67,7 @@ def test_the_logged_model_is_in_the_runs_experiment_named_after_the_registered_m
     logged = found[0]
     assert version.source == f"models:/{logged.model_id}"
     listed = json.loads(logged.tags["mlflow.modelVersions"])
-    assert listed == [{"name": MODEL, "version": version.version}]
+    assert listed == [{"name": MODEL, "version": str(version.version)}]
     assert logged.experiment_id == run.info.experiment_id != "0"
     assert logged.name == MODEL
     assert logged.source_run_id == run.info.run_id

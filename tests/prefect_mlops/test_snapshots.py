@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -12,7 +13,7 @@ from prefect_mlops import streaming
 from prefect_mlops.config import WindowConfig
 from prefect_mlops.errors import IngestError
 from prefect_mlops.settings import Settings
-from prefect_mlops.snapshots import take_snapshot
+from prefect_mlops.snapshots import fingerprint_frame, take_snapshot
 from prefect_mlops.sources import CsvSource, SqlSource
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,3 +139,11 @@ def test_a_sql_source_above_the_row_limit_is_refused_before_reading(tmp_path: Pa
         with pytest.raises(IngestError, match="50 rows, above max_whole_read_rows \\(49\\)"):
             take_snapshot(source, tmp_path / "snap", settings=Settings(max_whole_read_rows=49))
         assert take_snapshot(source, tmp_path / "snap", settings=Settings()).rows == 50
+
+
+def test_a_frame_with_list_cells_has_a_fingerprint() -> None:
+    """A monitoring window of a classifier carries its logged class probabilities as lists."""
+    frame = pd.DataFrame({"x": [1, 2], "p": [[0.1, 0.9], None]})
+    same = pd.DataFrame({"x": [1, 2], "p": [np.array([0.1, 0.9]), None]})
+    other = pd.DataFrame({"x": [1, 2], "p": [[0.2, 0.8], None]})
+    assert fingerprint_frame(frame) == fingerprint_frame(same) != fingerprint_frame(other)
