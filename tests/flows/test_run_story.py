@@ -5,6 +5,7 @@ the client as the UI reads it."""
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from prefect.client.schemas.filters import (
     LogFilterFlowRunId,
 )
 from prefect.client.schemas.sorting import ArtifactSort, LogSort, TaskRunSort
+from prefect.logging.handlers import APILogHandler
 
 from flows.training import TrainingParams, describe_training, training_flow
 from prefect_mlops.config import PipelineConfig
@@ -64,14 +66,24 @@ def task_run_names(flow_run_id: UUID) -> list[str]:
 
 
 def log_lines(flow_run_id: UUID) -> list[str]:
-    with get_client(sync_client=True) as client:
-        logs = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
-            limit=200,
-            offset=0,
-            sort=LogSort.TIMESTAMP_ASC,
-        )
-    return [log.message for log in logs]
+    """The run's log as the server holds it, once Prefect's batching log worker has sent it all
+    (the last tasks' lines may still be queued when the flow returns)."""
+    APILogHandler().flush()
+    seen: list[str] = []
+    deadline = time.monotonic() + 30
+    while True:
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+                limit=200,
+                offset=0,
+                sort=LogSort.TIMESTAMP_ASC,
+            )
+        lines = [log.message for log in logs]
+        if lines == seen or time.monotonic() > deadline:
+            return lines
+        seen = lines
+        time.sleep(1)
 
 
 def artifacts(flow_run_id: UUID) -> dict[str, Any]:
