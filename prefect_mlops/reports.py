@@ -35,9 +35,10 @@ def leaderboard_markdown(scores: list[CandidateScore]) -> str:
     return f"| rank | candidate | params | CV {metric} | seconds |\n|---|---|---|---|---|\n{rows}\n"
 
 
-def number(value: float, digits: int = 4) -> str:
-    """A metric as a person reads it: 4 significant digits (`57.11`, `0.7712`, `1.2e+04`)."""
-    return f"{value:.{digits}g}"
+def number(value: float | None, digits: int = 4) -> str:
+    """A metric as a person reads it: 4 significant digits (`57.11`, `0.7712`, `1.2e+04`);
+    `-` when there is none."""
+    return "-" if value is None else f"{value:.{digits}g}"
 
 
 def params_text(params: dict[str, Any]) -> str:

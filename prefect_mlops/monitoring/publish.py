@@ -16,6 +16,7 @@ from prefect_mlops.lineage import SplitDataset, describe_dataset
 from prefect_mlops.monitoring.drift import DRIFT_HTML, QUALITY_HTML
 from prefect_mlops.monitoring.records import DriftSummary, model_resource_id
 from prefect_mlops.names import check_name
+from prefect_mlops.reports import mlflow_ui_base, number
 from prefect_mlops.results import ValidationSummary
 
 SUMMARY_JSON = "summary.json"
@@ -53,23 +54,9 @@ def validation_text(validation: ValidationSummary | None) -> str:
     return "; ".join(failures) or "-"
 
 
-def number(value: float | None, digits: int = 4) -> str:
-    """A figure as a person reads it: `57.11`, `0.0321`, `1.2e+06` (never 17 digits)."""
-    if value is None:
-        return "-"
-    return f"{value:.{digits}g}"
-
-
-def http_base(tracking_uri: str) -> str | None:
-    """The MLflow server's base URL, when tracking goes to one over HTTP (else None)."""
-    if tracking_uri.startswith(("http://", "https://")):
-        return tracking_uri.rstrip("/")
-    return None
-
-
 def mlflow_run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
     """The run's page in the MLflow UI (None without an MLflow server)."""
-    base = http_base(tracking_uri)
+    base = mlflow_ui_base(tracking_uri)
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}" if base else None
 
 
