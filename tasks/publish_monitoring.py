@@ -12,6 +12,7 @@ from prefect_mlops.monitoring import DriftSummary, MonitoredModel, publish, work
 from prefect_mlops.monitoring.decision import alarm_name
 from prefect_mlops.monitoring.drift import DRIFT_HTML, QUALITY_HTML
 from prefect_mlops.names import artifact_key
+from prefect_mlops.report_links import report_url
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import ensure_experiment, mlflow_client
 from tasks.logs import run_logger
@@ -45,36 +46,47 @@ def add_to_workspace(
 
 @task(task_run_name="publish monitoring summary")
 def publish_monitoring_summary(summary: DriftSummary, settings: Settings) -> None:
-    """Publish the decision as a Prefect artifact, with links to the MLflow run and each report
-    (when MLflow is a server: a local store has no page to link to)."""
+    """Publish the decision as a Prefect artifact, with links to the MLflow run (when MLflow is
+    a server: a local store has no page to link to) and to each report (its report-server page,
+    else its view in the MLflow UI)."""
     create_markdown_artifact(
-        markdown=publish.markdown_summary(summary),
+        markdown=publish.markdown_summary(summary, settings),
         key=artifact_key("monitoring", summary.model_name),
         description=f"monitoring of {summary.model_name} v{summary.model_version}",
     )
+    name, version = summary.model_name, summary.model_version
+    run_url = _mlflow_link(summary, settings, None)
+    if run_url:
+        create_link_artifact(
+            run_url,
+            link_text=f"MLflow monitoring run of {name} v{version}",
+            key=artifact_key("monitoring-run", name),
+            description=f"decision {summary.decision.outcome}",
+        )
+    drift = summary.drift
+    reports = [("drift", DRIFT_HTML, drift.html_uri if drift else None)]
+    reports.append(("quality", QUALITY_HTML, drift.quality_html_uri if drift else None))
+    for kind, html, path in reports:
+        url = path and (report_url(path, settings) or _mlflow_link(summary, settings, html))
+        if url:
+            create_link_artifact(
+                url,
+                link_text=f"Evidently {kind} report of {name} v{version}",
+                key=artifact_key(f"{kind}-report", name),
+                description=f"{summary.window}",
+            )
+
+
+def _mlflow_link(summary: DriftSummary, settings: Settings, artifact: str | None) -> str | None:
+    # The monitoring run's page in the MLflow UI, or one of its artifacts' views (None without
+    # an MLflow server or before the run is logged).
     run_id, experiment_id = summary.mlflow_run_id, summary.mlflow_experiment_id
     if not run_id or not experiment_id:
-        return
+        return None
     uri = settings.tracking_uri
-    run_url = publish.mlflow_run_link(uri, experiment_id, run_id)
-    if run_url is None:
-        return
-    name = summary.model_name
-    create_link_artifact(
-        run_url,
-        link_text=f"MLflow monitoring run of {name} v{summary.model_version}",
-        key=artifact_key("monitoring-run", name),
-        description=f"decision {summary.decision.outcome}",
-    )
-    quality = summary.drift.quality_html_uri if summary.drift else None
-    reports = [("drift", DRIFT_HTML), *([("quality", QUALITY_HTML)] if quality else [])]
-    for kind, html in reports:
-        create_link_artifact(
-            publish.mlflow_artifact_link(uri, experiment_id, run_id, html) or run_url,
-            link_text=f"Evidently {kind} report of {name} v{summary.model_version}",
-            key=artifact_key(f"{kind}-report", name),
-            description=f"{summary.window}",
-        )
+    if artifact is None:
+        return publish.mlflow_run_link(uri, experiment_id, run_id)
+    return publish.mlflow_artifact_link(uri, experiment_id, run_id, artifact)
 
 
 def final_state(summary: DriftSummary) -> State[DriftSummary] | DriftSummary:

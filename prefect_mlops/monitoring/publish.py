@@ -16,8 +16,10 @@ from prefect_mlops.lineage import SplitDataset, describe_dataset
 from prefect_mlops.monitoring.drift import DRIFT_HTML, QUALITY_HTML
 from prefect_mlops.monitoring.records import DriftSummary, model_resource_id
 from prefect_mlops.names import check_name
+from prefect_mlops.report_links import report_link
 from prefect_mlops.reports import mlflow_ui_base, number
 from prefect_mlops.results import ValidationSummary
+from prefect_mlops.settings import Settings
 
 SUMMARY_JSON = "summary.json"
 WINDOW_PARQUET = "current.parquet"
@@ -68,16 +70,18 @@ def mlflow_artifact_link(
     return f"{run}/artifacts/{MLFLOW_ARTIFACT_DIR}/{name}" if run else None
 
 
-def _path(uri: str | None) -> str:
-    # A local path as text: browsers refuse file:// links from the Prefect UI.
-    return f"`{uri}`" if uri else "-"
+def _report(uri: str | None, settings: Settings, label: str) -> str:
+    # A link to the report server's page (browsers refuse file:// links from the Prefect UI);
+    # with no report server, the path as text.
+    return report_link(uri, settings, label) if uri else "-"
 
 
-def markdown_summary(summary: DriftSummary) -> str:
-    """The monitoring outcome for the Prefect UI."""
+def markdown_summary(summary: DriftSummary, settings: Settings) -> str:
+    """The monitoring outcome for the Prefect UI, each report linked by its report-server URL."""
     drift = summary.drift
     quality = drift.quality if drift else None
     prediction = drift.prediction if drift else None
+    quality_html = drift.quality_html_uri if drift else None
     span = (
         f" ({summary.window_start} to {summary.window_end})"
         if summary.window_start and summary.window_end
@@ -105,8 +109,8 @@ def markdown_summary(summary: DriftSummary) -> str:
         ),
         ("validation", validation_text(summary.validation)),
         ("schema", "; ".join(drift.schema_problems if drift else []) or "unchanged"),
-        ("report", _path(summary.report_uri)),
-        ("quality report", _path(drift.quality_html_uri if drift else None)),
+        ("report", _report(summary.report_uri, settings, "drift report")),
+        ("quality report", _report(quality_html, settings, "quality report")),
         ("MLflow run", f"`{summary.mlflow_run_id}`" if summary.mlflow_run_id else "-"),
         ("events", ", ".join(summary.events) or "none"),
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect_mlops.config import MonitoringConfig
 from prefect_mlops.monitoring import DriftSummary, QualityChange
 from prefect_mlops.monitoring.decision import decide, nothing_to_monitor, summarize
@@ -14,6 +16,7 @@ from prefect_mlops.monitoring.publish import (
     run_metrics,
     run_tags,
 )
+from prefect_mlops.settings import Settings
 from tests.prefect_mlops.monitoring.test_decision import FAILED, MODEL, WINDOW, report
 
 
@@ -51,18 +54,41 @@ def test_event_resource_is_the_registered_model() -> None:
     assert event_related(linked)[0]["prefect.resource.id"] == "mlflow.run.r1"
 
 
-def test_markdown_names_decision_drift_quality_and_failures() -> None:
-    text = markdown_summary(alarm())
+def test_markdown_names_decision_drift_quality_and_failures(tmp_path: Path) -> None:
+    text = markdown_summary(alarm(), Settings(artifact_root=tmp_path, reports_url=None))
     assert text.startswith("## Monitoring: alarm")
     assert "| drifted features | 60% ['temp'] |" in text
     assert "| prediction drift | True (score 0.2) |" in text
     assert "| quality | rmse 1.5 vs holdout 1 |" in text
     assert "| validation | x on hum: " in text
-    assert "| report | `w/report.html` |" in text  # a path: browsers refuse file:// links
+    # No report server: a path as text (browsers refuse file:// links from the Prefect UI).
+    assert "| report | drift report: `w/report.html` |" in text
+    assert "| quality report | - |" in text
 
 
-def test_markdown_of_an_empty_window() -> None:
-    text = markdown_summary(summarize(MODEL, WINDOW, "c.yaml", nothing_to_monitor(WINDOW)))
+def test_markdown_links_each_report_by_its_report_server_url(tmp_path: Path) -> None:
+    settings = Settings(artifact_root=tmp_path, reports_url="http://127.0.0.1:8090/")
+    folder = settings.monitoring_dir / "m" / "w 1"
+    drift = report(share=0.6).model_copy(
+        update={
+            "html_uri": str(folder / "report.html"),
+            "quality_html_uri": str(folder / "quality.html"),
+        }
+    )
+    summary = summarize(MODEL, WINDOW, "c.yaml", decide(drift, FAILED, MonitoringConfig()), drift)
+    text = markdown_summary(summary, settings)
+    base = "http://127.0.0.1:8090/monitoring/m/w%201"
+    assert f"| report | [drift report]({base}/report.html) |" in text
+    assert f"| quality report | [quality report]({base}/quality.html) |" in text
+    # A report outside the served folders has no URL: its path, never a file:// link.
+    moved = drift.model_copy(update={"html_uri": "/x.html"})
+    elsewhere = summary.model_copy(update={"drift": moved})
+    assert "| report | drift report: `/x.html` |" in markdown_summary(elsewhere, settings)
+
+
+def test_markdown_of_an_empty_window(tmp_path: Path) -> None:
+    summary = summarize(MODEL, WINDOW, "c.yaml", nothing_to_monitor(WINDOW))
+    text = markdown_summary(summary, Settings(artifact_root=tmp_path, reports_url=None))
     assert "## Monitoring: nothing-to-monitor" in text
     assert "| quality | no labels (drift only) |" in text
     assert "| report | - |" in text
