@@ -8,6 +8,12 @@ own `train-<model>`, `monitor-<model>` and `score-<model>` deployments and a `re
 trigger that listens to that model's events only. They are made from prefect.yaml's training,
 monitoring and scoring deployments (work pool, schedules, concurrency, trigger posture and pull
 steps), with the model's names and parameters, and created by `prefect deploy` like the rest.
+
+Monitoring events name the deployment that retrains the model in their resource's
+`mlops.retrain.deployment` label, and every retrain trigger matches its own deployment's name
+there: `retrain-<model>` answers `training/train-<model>`, prefect.yaml's catch-all
+`retrain-on-drift` answers `training/train` only. A model with its own deployments is retrained
+once per event even where the catch-all is deployed too.
 """
 
 from __future__ import annotations
@@ -28,7 +34,11 @@ from prefect.settings import PREFECT_API_URL
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.errors import MlopsError
-from prefect_mlops.monitoring import model_resource_id
+from prefect_mlops.monitoring import (
+    RETRAIN_DEPLOYMENT_LABEL,
+    model_resource_id,
+    model_retraining_deployment,
+)
 from prefect_mlops.preflight import load_checked_config
 from prefect_mlops.settings import Settings
 
@@ -119,6 +129,8 @@ def model_deployments(
         deployment["tags"] = [t for t in deployment.get("tags", []) if t != "bikeshare"] + [model]
         params = deployment.setdefault("parameters", {}).setdefault("params", {})
         params["config_path"] = config_path
+        if role == "monitor":  # its events name the model's own training deployment
+            params["retrain_deployment"] = model_retraining_deployment(model)
         if role == "train":
             deployment["triggers"] = [
                 _model_trigger(trigger, model, config_path)
@@ -133,10 +145,14 @@ def model_deployments(
 
 
 def _model_trigger(trigger: dict[str, Any], model: str, config_path: str) -> dict[str, Any]:
-    """prefect.yaml's retrain trigger, listening to one model's events with its own config."""
+    """prefect.yaml's retrain trigger, listening to one model's events that name its own
+    training deployment, with its own config."""
     mine = copy.deepcopy(trigger)
     mine["name"] = f"retrain-{model}"
-    mine["match"] = {"prefect.resource.id": model_resource_id(model)}
+    mine["match"] = {
+        "prefect.resource.id": model_resource_id(model),
+        RETRAIN_DEPLOYMENT_LABEL: model_retraining_deployment(model),
+    }
     mine.setdefault("parameters", {}).setdefault("params", {})["config_path"] = config_path
     return mine
 
@@ -172,21 +188,7 @@ def deploy_models(configs: list[Path], prefect_yaml: Path) -> tuple[list[str], i
         f"batch-scoring/score-{model}; trigger retrain-{model} on {model_resource_id(model)} events"
         for model in names
     ]
-    return lines + _catch_all_warning(), 0
-
-
-def _catch_all_warning() -> list[str]:
-    """A warning when prefect.yaml's catch-all trigger (any model's events) is also deployed."""
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_deployment_by_name("training/train")
-        except ObjectNotFound:
-            return []
-    return [
-        "note: training/train is also deployed; its retrain-on-drift trigger answers every "
-        "model's events, so these models would retrain twice (`prefect deployment delete "
-        "training/train` if each model has its own deployments)"
-    ]
+    return lines, 0
 
 
 def _prefect_deploy(

@@ -81,30 +81,40 @@ def write_simulation_config(
 
 
 def retrain_triggers(model: str) -> list[str]:
-    """Enabled triggers on the configured Prefect server that answer `model`'s monitoring events
-    with a deployment run (none without a server)."""
+    """Enabled triggers on the configured Prefect server that answer `model`'s drift or decay
+    events, labelled as monitoring labels them, with a deployment run (none without a server)."""
     if not os.environ.get("PREFECT_API_URL"):
         return []
     from prefect.client.orchestration import get_client
     from prefect.events.actions import RunDeployment
+    from prefect.events.schemas.automations import EventTrigger
+    from prefect.events.schemas.events import Resource, ResourceSpecification
 
-    from prefect_mlops.monitoring import model_resource_id
+    from prefect_mlops.monitoring import (
+        DRIFT_DETECTED,
+        PERFORMANCE_DEGRADED,
+        RETRAIN_DEPLOYMENT_LABEL,
+        model_resource_id,
+    )
+    from tasks.monitor import retraining_deployment_of
 
-    resource = model_resource_id(model)
+    resource = Resource.model_validate(
+        {
+            "prefect.resource.id": model_resource_id(model),
+            RETRAIN_DEPLOYMENT_LABEL: retraining_deployment_of(model),
+        }
+    )
     with get_client(sync_client=True) as client:
         automations = client.read_automations()
-    found = []
-    for automation in automations:
-        patterns = getattr(automation.trigger, "match", None)
-        wanted = patterns.model_dump().get("prefect.resource.id") if patterns else None
-        values = [wanted] if isinstance(wanted, str) else list(wanted or [])
-        matches = any(
-            resource == v or (v.endswith("*") and resource.startswith(v[:-1])) for v in values
-        )
-        runs = any(isinstance(a, RunDeployment) for a in automation.actions)
-        if automation.enabled and matches and runs:
-            found.append(automation.name)
-    return found
+    return [
+        automation.name
+        for automation in automations
+        if automation.enabled
+        and isinstance(automation.trigger, EventTrigger)
+        and {DRIFT_DETECTED, PERFORMANCE_DEGRADED} & set(automation.trigger.expect)
+        and ResourceSpecification.model_validate(automation.trigger.match).matches(resource)
+        and any(isinstance(action, RunDeployment) for action in automation.actions)
+    ]
 
 
 def ensure_retrain_trigger(config_path: Path, model: str, say: Callable[[str], None]) -> list[str]:

@@ -45,6 +45,11 @@ class MonitoringParams(BaseModel):
     alias: AliasName = Field(default="champion", description="which registered version to monitor")
     window: WindowSpec = Field(default_factory=WindowSpec, description="the current data")
     emit_events: bool = Field(default=True, description="emit Prefect events on a breach")
+    retrain_deployment: str | None = Field(
+        default=None,
+        description="the deployment (flow/name) whose trigger retrains the model on a breach, "
+        "named in the events; default: training/train-<model> when deployed, else training/train",
+    )
 
 
 def monitoring_run_name() -> str:
@@ -92,7 +97,7 @@ def monitoring_flow(params: MonitoringParams = MonitoringParams()) -> DriftSumma
     summary = log_monitoring_run(summary, config, settings)
     summary = add_to_workspace(summary, config, model, settings)
     if params.emit_events:
-        summary = emit_monitoring_events(summary)
+        summary = emit_monitoring_events(summary, params.retrain_deployment)
     publish_monitoring_summary(summary, settings)
     # An alarm ends in a Completed state named for it ("Drift detected"); callers get the summary.
     return cast(DriftSummary, final_state(summary))

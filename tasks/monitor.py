@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from prefect import task
+from prefect import get_client, task
 from prefect.events import emit_event
+from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 
 from prefect_mlops.config import PipelineConfig
@@ -18,6 +19,8 @@ from prefect_mlops.errors import MlopsError, MonitoringError
 from prefect_mlops.expectations.run import validate_frame
 from prefect_mlops.io import read_parquet
 from prefect_mlops.monitoring import (
+    CATCH_ALL_RETRAINING,
+    RETRAIN_DEPLOYMENT_LABEL,
     DriftReport,
     DriftSummary,
     MonitoredModel,
@@ -27,6 +30,7 @@ from prefect_mlops.monitoring import (
     WindowRef,
     WindowSpec,
     drift,
+    model_retraining_deployment,
     reference,
     scoring,
 )
@@ -192,11 +196,29 @@ def summarize_monitoring(
     return decisions.summarize(model, window, config_path, decision, report, validation)
 
 
+def retraining_deployment_of(model_name: str) -> str:
+    """The deployment that retrains a model: its own `training/train-<model>` when deployed on
+    the server (`mlops deploy --config`), else prefect.yaml's catch-all `training/train`."""
+    own = model_retraining_deployment(model_name)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(own)
+        except ObjectNotFound:
+            return CATCH_ALL_RETRAINING
+    return own
+
+
 @task(task_run_name="emit events")
-def emit_monitoring_events(summary: DriftSummary) -> DriftSummary:
-    """Emit one Prefect event per kind of breach; the resource is the registered model."""
-    resource, related = event_resource(summary), event_related(summary)
-    payload = event_payload(summary)
+def emit_monitoring_events(
+    summary: DriftSummary, retrain_deployment: str | None = None
+) -> DriftSummary:
+    """Emit one Prefect event per kind of breach; the resource is the registered model, labelled
+    with the deployment whose trigger retrains it (default: looked up on the server)."""
+    if not summary.decision.events:
+        return summary
+    retrainer = retrain_deployment or retraining_deployment_of(summary.model_name)
+    resource = {**event_resource(summary), RETRAIN_DEPLOYMENT_LABEL: retrainer}
+    related, payload = event_related(summary), event_payload(summary)
     ids = []
     for name in summary.decision.events:
         event = emit_event(event=name, resource=resource, related=related, payload=payload)

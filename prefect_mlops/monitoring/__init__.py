@@ -4,6 +4,7 @@ The typed records are re-exported here (`from prefect_mlops.monitoring import Dr
 """
 
 from prefect_mlops.monitoring.records import (
+    CATCH_ALL_RETRAINING,
     DATA_INVALID,
     DRIFT_DETECTED,
     MODEL_RESOURCE_PREFIX,
@@ -11,6 +12,7 @@ from prefect_mlops.monitoring.records import (
     PREDICTION,
     PROBABILITIES,
     PROBABILITY_PREFIX,
+    RETRAIN_DEPLOYMENT_LABEL,
     Breach,
     BreachKind,
     ColumnDrift,
@@ -27,9 +29,11 @@ from prefect_mlops.monitoring.records import (
     WindowRef,
     WindowSpec,
     model_resource_id,
+    model_retraining_deployment,
 )
 
 __all__ = [
+    "CATCH_ALL_RETRAINING",
     "DATA_INVALID",
     "DRIFT_DETECTED",
     "MODEL_RESOURCE_PREFIX",
@@ -37,6 +41,7 @@ __all__ = [
     "PREDICTION",
     "PROBABILITIES",
     "PROBABILITY_PREFIX",
+    "RETRAIN_DEPLOYMENT_LABEL",
     "Breach",
     "BreachKind",
     "ColumnDrift",
@@ -53,4 +58,5 @@ __all__ = [
     "WindowRef",
     "WindowSpec",
     "model_resource_id",
+    "model_retraining_deployment",
 ]

@@ -14,6 +14,11 @@ DRIFT_DETECTED = "mlops.model.drift-detected"
 PERFORMANCE_DEGRADED = "mlops.model.performance-degraded"
 DATA_INVALID = "mlops.model.data-invalid"
 MODEL_RESOURCE_PREFIX = "mlops.model."
+# The event resource's label naming the deployment (flow/name) that retrains the model: each
+# retrain trigger matches its own deployment's name there, so one event starts one training run
+# (a model with its own train-<model> is not retrained by prefect.yaml's catch-all as well).
+RETRAIN_DEPLOYMENT_LABEL = "mlops.retrain.deployment"
+CATCH_ALL_RETRAINING = "training/train"
 # The prediction column of windows and reports; the prediction log's own name for it, so a
 # window read from the log keeps what was served.
 PREDICTION = "prediction"
@@ -33,6 +38,12 @@ class ReferenceDataError(MlopsError):
 def model_resource_id(name: str) -> str:
     """The Prefect event resource id of a registered model, e.g. `mlops.model.bikeshare-demand`."""
     return f"{MODEL_RESOURCE_PREFIX}{name}"
+
+
+def model_retraining_deployment(name: str) -> str:
+    """The deployment `mlops deploy --config` makes to retrain one model, e.g.
+    `training/train-bikeshare-demand`."""
+    return f"{CATCH_ALL_RETRAINING}-{name}"
 
 
 class WindowSpec(BaseModel):

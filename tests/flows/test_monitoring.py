@@ -21,9 +21,11 @@ from flows.training import TrainingParams, training_flow
 from prefect_mlops.config import load_config
 from prefect_mlops.expectations.profile import init_suites
 from prefect_mlops.monitoring import (
+    CATCH_ALL_RETRAINING,
     DATA_INVALID,
     DRIFT_DETECTED,
     PERFORMANCE_DEGRADED,
+    RETRAIN_DEPLOYMENT_LABEL,
     ReferenceDataError,
     WindowSpec,
     model_resource_id,
@@ -324,6 +326,8 @@ def test_drift_event_names_the_model_and_carries_the_summary(trained, captured_e
     assert event.resource.id == model_resource_id(MODEL) == f"mlops.model.{MODEL}"
     assert event.resource["mlops.model.version"] == summary.model_version
     assert event.resource["mlops.model.alias"] == "champion"
+    # No training/train-bikeshare-demand on this server: the event is the catch-all trigger's.
+    assert event.resource[RETRAIN_DEPLOYMENT_LABEL] == CATCH_ALL_RETRAINING == "training/train"
     assert event.payload["model_name"] == MODEL
     assert event.payload["drifted_columns"] == summary.drifted_columns
     assert event.payload["decision"]["outcome"] == "alarm"
