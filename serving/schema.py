@@ -1,4 +1,8 @@
-"""The model's input schema, derived from its MLflow signature, and strict request validation."""
+"""The model's input schema, derived from its MLflow signature, and strict request validation.
+
+A feature the trained pipeline imputes (optional in the signature) takes null, and a request may
+leave its column out: it reads as all-null. A feature it cannot impute must be sent, non-null.
+"""
 
 from __future__ import annotations
 
@@ -63,7 +67,8 @@ _TYPES: dict[str, tuple[Any, str]] = {
 
 
 class ColumnSpec(BaseModel):
-    """One input column: its name, MLflow type and whether nulls are refused."""
+    """One input column: its name, MLflow type and whether it must be sent, non-null (False:
+    the pipeline imputes it; null or left out, it is missing)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -81,6 +86,12 @@ class ColumnSpec(BaseModel):
         return base | None
 
     @property
+    def record_field(self) -> Any:
+        """The field of a record: required, or null when left out (and not required in the
+        JSON schema) for a feature the pipeline imputes."""
+        return Field(alias=self.name) if self.required else Field(default=None, alias=self.name)
+
+    @property
     def datatype(self) -> str:
         return _TYPES[self.type][1]
 
@@ -93,12 +104,13 @@ class InputSchema:
         self.max_rows = max_rows
         self.names = [c.name for c in columns]
         self.columns_by_name = {c.name: c for c in columns}
+        self.required_names = [c.name for c in columns if c.required]
         self._column_adapters = {
             c.name: TypeAdapter(list[c.python_type])  # type: ignore[name-defined]
             for c in columns
         }
         fields: dict[str, Any] = {
-            f"c{i}": (c.python_type, Field(alias=c.name)) for i, c in enumerate(columns)
+            f"c{i}": (c.python_type, c.record_field) for i, c in enumerate(columns)
         }
         self.row_model: type[BaseModel] = create_model(
             "Row", __config__=ConfigDict(extra="forbid", populate_by_name=False), **fields
@@ -129,7 +141,8 @@ class InputSchema:
         return cls(specs, max_rows)
 
     def json_schema(self) -> dict[str, Any]:
-        """JSON Schema of one record, for /metadata and the OpenAPI document."""
+        """JSON Schema of one record, for /metadata and the OpenAPI document: only the features
+        the model cannot impute are required."""
         return self.row_model.model_json_schema(by_alias=True)
 
     def column(self, name: str) -> ColumnSpec:
@@ -171,7 +184,8 @@ class InputSchema:
             raise InputError(where, f"{count} rows exceed the limit of {self.max_rows}")
 
     def validate_columns(self, columns: dict[str, Any], where: str = "inputs") -> Columns:
-        """Validate `{column: [values]}` and return it with every column checked and typed."""
+        """Validate `{column: [values]}` and return it with every column checked and typed (an
+        imputed feature's column left out as all-null)."""
         self.check_names(list(columns), where)
         lengths = {len(v) if isinstance(v, list | tuple) else -1 for v in columns.values()}
         if -1 in lengths:
@@ -179,9 +193,13 @@ class InputSchema:
             raise InputError(f"{where}.{bad}", "expected a list of values")
         if len(lengths) > 1:
             raise InputError(where, f"columns have different lengths {sorted(lengths)}")
-        self._check_rows(where, lengths.pop())
+        rows = lengths.pop() if lengths else 0  # no column at all: no row either
+        self._check_rows(where, rows)
         typed: Columns = {}
         for name in self.names:
+            if name not in columns:  # an imputed feature (check_names refused the others)
+                typed[name] = [None] * rows
+                continue
             try:
                 typed[name] = self._column_adapters[name].validate_python(columns[name])
             except ValidationError as exc:
@@ -189,7 +207,8 @@ class InputSchema:
         return typed
 
     def check_names(self, names: list[str], where: str) -> None:
-        """Refuse too many, missing, extra and duplicated columns, naming them (linear time)."""
+        """Refuse too many, extra and duplicated columns, and missing ones the model does not
+        impute, naming them (linear time)."""
         limit = len(self.names) + EXTRA_COLUMNS
         if len(names) > limit:
             raise InputError(
@@ -198,11 +217,13 @@ class InputSchema:
                 f"(the model takes {len(self.names)})",
             )
         given = set(names)
-        missing = [n for n in self.names if n not in given]
+        missing = [n for n in self.required_names if n not in given]
         extra = [n for n in names if n not in self.columns_by_name]
         duplicated = sorted(n for n, count in Counter(names).items() if count > 1)
         if missing:
-            raise InputError(where, f"missing columns {missing}")
+            raise InputError(
+                where, f"missing columns {missing}: the model does not impute these features"
+            )
         if extra:
             raise InputError(where, f"unexpected columns {extra}; the model takes {self.names}")
         if duplicated:
@@ -231,8 +252,8 @@ def _nan_as_none(value: Any) -> Any:
 def _input_error(exc: ValidationError, where: str) -> InputError:
     """The first validation problem, with its location written as a field path."""
     first = exc.errors(include_url=False)[0]
-    path = where
-    for part in first["loc"]:
+    path, loc = where, first["loc"]
+    for part in loc:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
     more = exc.error_count() - 1
     message = first["msg"]
@@ -240,5 +261,7 @@ def _input_error(exc: ValidationError, where: str) -> InputError:
     value_error = first["type"] not in ("model_type", "list_type", "dict_type", "missing")
     if value_error and (missing is None or (isinstance(missing, float) and math.isnan(missing))):
         message = "a missing value is not accepted here: the model does not impute this feature"
+    elif first["type"] == "missing" and len(loc) > 1 and isinstance(loc[-2], int):
+        message = "a record must have this feature: the model does not impute it"
     message += f" (and {more} more problems)" if more else ""
     return InputError(path, message)
