@@ -64,6 +64,22 @@ class Prediction:
     predictions: list[Any]
     probabilities: list[list[float]] | None
     arm: Arm = "champion"
+    # A batch split between the arms (A/B or canary by a key column): each row's arm and version.
+    row_arms: list[Arm] | None = None
+    row_versions: list[str] | None = None
+
+    @property
+    def arm_label(self) -> str:
+        """The arm that answered, `mixed` for a batch split between the arms."""
+        return "mixed" if self.row_arms is not None else self.arm
+
+    @property
+    def version_label(self) -> str:
+        """The version that answered; for a split batch its versions in row order, joined by
+        commas."""
+        if self.row_versions is None:
+            return self.model.version
+        return ",".join(dict.fromkeys(self.row_versions))
 
 
 @dataclass(frozen=True)
@@ -174,7 +190,10 @@ class Predictor:
         rid = request_id if request_id and _REQUEST_ID.match(request_id) else uuid.uuid4().hex
         model, output = traffic.champion, None
         arm: Arm = "champion"
-        if traffic.splitting and traffic.arm_for(columns, rid, rollout_key) == "challenger":
+        picked = traffic.arm_for(columns, rid, rollout_key) if traffic.splitting else arm
+        if isinstance(picked, list):
+            return self._predict_split(traffic, columns, rid, picked)
+        if picked == "challenger":
             output = self._challenger_answer(traffic, columns)
             if output is not None:
                 assert traffic.challenger is not None
@@ -202,6 +221,65 @@ class Predictor:
             self._shadow.submit(ShadowJob(traffic, columns, rid, now, rows))
         probabilities = None if answer.probabilities is None else answer.probabilities.tolist()
         return Prediction(rid, model, answer.predictions.tolist(), probabilities, arm)
+
+    def _predict_split(
+        self, traffic: Traffic, columns: Columns, rid: str, arms: list[Arm]
+    ) -> Prediction:
+        """A batch whose rows' keys belong to both arms: each arm scores its own rows (the
+        champion all of them when the challenger fails), and each run of neighbouring rows of
+        one arm is logged with its arm, version and row indexes."""
+        champion, challenger = traffic.champion, traffic.challenger
+        assert challenger is not None
+        rows = {a: [i for i, b in enumerate(arms) if b == a] for a in ("champion", "challenger")}
+        picked = rows["challenger"]
+        output = self._challenger_answer(
+            traffic, {n: [v[i] for i in picked] for n, v in columns.items()}
+        )
+        if output is None:  # refused or failed (counted): the champion answers the whole batch
+            return self.predict(replace(traffic, rollout=None), columns, rid)
+        kept = rows["champion"]
+        parts = {
+            "champion": (
+                champion,
+                {n: [v[i] for i in kept] for n, v in columns.items()},
+            ),
+            "challenger": (challenger, output[1]),
+        }
+        answers = {
+            "champion": timed_predict(champion, traffic.champion_meters, parts["champion"][1]),
+            "challenger": output[0],
+        }
+        now, size = time.time(), len(arms)
+        predictions: list[Any] = [None] * size
+        probabilities: list[Any] | None = None
+        for arm, indexes in rows.items():
+            model, part = parts[arm]
+            answer = answers[arm]
+            for index, value in zip(indexes, answer.predictions.tolist(), strict=True):
+                predictions[index] = value
+            if answer.probabilities is not None:
+                probabilities = probabilities or [None] * size
+                for index, value in zip(indexes, answer.probabilities.tolist(), strict=True):
+                    probabilities[index] = value
+            model.rows_scored.inc(len(indexes))
+            for start, end, first in _runs(indexes):  # rows start..end-1, part rows first..
+                stop = first + end - start
+                self._log.record(
+                    PredictionRecord(
+                        rid,
+                        now,
+                        model.name,
+                        model.version,
+                        {n: values[first:stop] for n, values in part.items()},
+                        answer.predictions[first:stop],
+                        None if answer.probabilities is None else answer.probabilities[first:stop],
+                        row_offset=start,
+                        arm=arm,
+                    )
+                )
+        self._remember(rid, size)
+        versions = [champion.version if a == "champion" else challenger.version for a in arms]
+        return Prediction(rid, champion, predictions, probabilities, "champion", arms, versions)
 
     def _challenger_answer(self, traffic: Traffic, columns: Columns) -> tuple[Any, Columns] | None:
         """The challenger's output and the columns it scored, or None when it raised."""
@@ -457,3 +535,15 @@ def _public_error(exc: Exception) -> str:
     text = f"{type(exc).__name__}: {exc}".splitlines()[0]
     text = public_uri(text)
     return text if len(text) <= 400 else f"{text[:240]} ... {text[-150:]}"  # keep the cause
+
+
+def _runs(indexes: list[int]) -> Iterator[tuple[int, int, int]]:
+    """Runs of consecutive row indexes: (first row, row after the last, position in `indexes`)."""
+    position = 0
+    while position < len(indexes):
+        start = end = indexes[position]
+        first = position
+        while position < len(indexes) and indexes[position] == end:
+            end += 1
+            position += 1
+        yield start, end, first

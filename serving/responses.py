@@ -21,14 +21,14 @@ def json_response(
     body: Any, status_code: int = 200, prediction: Prediction | None = None
 ) -> Response:
     """orjson-encoded JSON; prediction answers carry request id, model version and rollout arm
-    headers."""
+    headers (`mixed` and both versions for a batch split between the arms)."""
     headers = None
     if prediction is not None:
         headers = {
             "x-request-id": prediction.request_id,
             "x-model-name": prediction.model.name,
-            "x-model-version": prediction.model.version,
-            "x-model-arm": prediction.arm,
+            "x-model-version": prediction.version_label,
+            "x-model-arm": prediction.arm_label,
         }
     content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
     return Response(content, status_code, headers, media_type="application/json")

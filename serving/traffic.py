@@ -7,9 +7,11 @@ thread off the response path that never blocks a request: a full queue drops the
 it (`mlops_serve_shadow_dropped_total`).
 
 The key that keeps a caller on one arm is the request's `X-Rollout-Key` header, else the value of
-the state's `key` column in the request's first row: a request is answered by one arm whole (its
-response names one version), so a batch follows its first row's key. Values are compared as text
-(`42` and `"42"` are one caller). A request without a key is placed by its request id.
+the state's `key` column of each row: a batch whose rows belong to both arms is split, each arm
+scoring its rows, and its answer names each row's arm and version (`model_arms`,
+`model_versions`; `x-model-arm: mixed`). Only when the two versions answer in different terms
+(other classes, or in another order) does a batch follow its first row's key. Values are compared
+as text (`42` and `"42"` are one caller). A request without a key is placed by its request id.
 """
 
 from __future__ import annotations
@@ -87,16 +89,31 @@ class Traffic:
             and (self.rollout.mode != "shadow")
         )
 
-    def arm_for(self, columns: Columns, request_id: str, header_key: str | None) -> Arm:
-        """The arm answering this request (`champion` unless a canary or A/B split says so)."""
+    @property
+    def rows_may_split(self) -> bool:
+        """A batch's rows may be answered by both arms: their answers mean the same (the same
+        classes in the same order, or both regressors)."""
+        challenger = self.challenger
+        return challenger is not None and challenger.classes == self.champion.classes
+
+    def arm_for(self, columns: Columns, request_id: str, header_key: str | None) -> Arm | list[Arm]:
+        """The arm answering this request (`champion` unless a canary or A/B split says so), or
+        one arm per row when the rows' keys put a batch on both arms."""
         rollout = self.rollout
         if rollout is None or not self.splitting:
             return "champion"
-        key: object | None = header_key
-        if key is None and rollout.key:
-            values = columns.get(rollout.key)
-            key = values[0] if values else None
-        return rollout.serving_arm(None if key is None else str(key), request_id)
+        if header_key is not None or not rollout.key:
+            return rollout.serving_arm(header_key, request_id)
+        values = columns.get(rollout.key) or [None]
+        if len(values) == 1 or not self.rows_may_split:
+            first = values[0]
+            return rollout.serving_arm(None if first is None else str(first), request_id)
+        by_key: dict[str | None, Arm] = {}
+        arms = [
+            by_key.get(key) or by_key.setdefault(key, rollout.serving_arm(key, request_id))
+            for key in (None if v is None else str(v) for v in values)
+        ]
+        return arms[0] if len(set(by_key.values())) == 1 else arms
 
     def view(self) -> dict[str, Any] | None:
         """The rollout as `/metadata` and `/health` show it, or None when there is none."""

@@ -101,9 +101,9 @@ def infer_response(prediction: Prediction, request_id: str | None) -> dict[str, 
         )
     return {
         "model_name": prediction.model.name,
-        "model_version": prediction.model.version,
+        "model_version": prediction.version_label,
         "id": request_id or prediction.request_id,
-        "parameters": {"model_arm": prediction.arm},
+        "parameters": {"model_arm": prediction.arm_label, **_row_arms(prediction)},
         "outputs": outputs,
     }
 
@@ -130,3 +130,10 @@ def _datatype(values: list[Any]) -> str:
     if isinstance(first, float):
         return "FP64"
     return "BYTES"
+
+
+def _row_arms(prediction: Prediction) -> dict[str, list[str]]:
+    """A batch split between the arms: each row's arm and version."""
+    if prediction.row_arms is None or prediction.row_versions is None:
+        return {}
+    return {"model_arms": list(prediction.row_arms), "model_versions": prediction.row_versions}

@@ -15,10 +15,17 @@ class PredictResponse(BaseModel):
 
     request_id: str
     model_name: str
-    model_version: str
+    model_version: str = Field(description="the version that answered (a mixed batch: both)")
     model_arm: str = Field(
         default="champion",
-        description="the rollout arm that answered: champion, or challenger (canary and A/B)",
+        description="the rollout arm that answered: champion, or challenger (canary and A/B); "
+        "mixed for a batch whose rows' keys put it on both arms",
+    )
+    model_arms: list[str] | None = Field(
+        default=None, description="a mixed batch: the arm of each row"
+    )
+    model_versions: list[str] | None = Field(
+        default=None, description="a mixed batch: the version of each row"
     )
     predictions: list[Any]
     classes: list[Any] | None = None
@@ -42,10 +49,13 @@ def predict_response(prediction: Prediction) -> dict[str, Any]:
     body: dict[str, Any] = {
         "request_id": prediction.request_id,
         "model_name": model.name,
-        "model_version": model.version,
-        "model_arm": prediction.arm,
+        "model_version": prediction.version_label,
+        "model_arm": prediction.arm_label,
         "predictions": prediction.predictions,
     }
+    if prediction.row_arms is not None:
+        body["model_arms"] = prediction.row_arms
+        body["model_versions"] = prediction.row_versions
     if prediction.probabilities is not None:
         body["classes"] = model.classes
         body["probabilities"] = prediction.probabilities

@@ -135,6 +135,39 @@ def test_ab_assignment_is_sticky_per_key_from_header_or_column(serve) -> None:
         assert _ask(client, row(hr=3), **{"x-rollout-key": customer})[1]["model_arm"] == arm
 
 
+def test_a_batch_of_many_keys_is_split_so_each_row_keeps_its_callers_arm(serve) -> None:
+    state = RolloutState(version=CHALLENGER, mode="ab", share=0.5, key="hr")
+    client = serve(state)
+    hours = [0, 1, 2, 3, 4, 5, 6, 7, 5, 4, 3, 2, 1, 0]
+    arms = [state.serving_arm(str(h), "ignored") for h in hours]
+    assert len(set(arms)) == 2  # the batch spans both arms
+    records = [row(hr=h) for h in hours]
+    alone = [_ask(client, r)[1]["predictions"][0] for r in records]  # each caller by itself
+    response = client.post("/predict", json={"records": records})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_arms"] == arms and body["model_arm"] == "mixed"
+    assert body["model_versions"] == ["1" if a == "champion" else CHALLENGER for a in arms]
+    assert response.headers["x-model-arm"] == "mixed"
+    assert set(response.headers["x-model-version"].split(",")) == {"1", CHALLENGER}
+    assert body["predictions"] == pytest.approx(alone, rel=1e-9)  # as if sent one by one
+    rid = body["request_id"]
+    rows = _log(client)
+    logged = rows[rows["request_id"] == rid].sort_values("row_index")
+    assert logged["row_index"].tolist() == list(range(len(hours)))
+    assert logged["arm"].tolist() == arms
+    assert logged["prediction"].to_numpy() == pytest.approx(alone, rel=1e-9)
+    kinds = {"temp": "FP64", "hum": "FP64", "hr": "INT64", "season": "INT64", "weather": "BYTES"}
+    tensors = [
+        {"name": n, "shape": [len(records)], "datatype": t, "data": [r[n] for r in records]}
+        for n, t in kinds.items()
+    ]
+    infer = client.post(f"/v2/models/{REGRESSOR}/infer", json={"inputs": tensors})
+    assert infer.status_code == 200, infer.text
+    assert infer.json()["parameters"]["model_arms"] == arms
+    assert infer.json()["outputs"][0]["data"] == pytest.approx(alone, rel=1e-9)
+
+
 def test_shadow_answers_never_reach_a_client_but_are_logged_as_shadow_rows(serve) -> None:
     client = serve(RolloutState(version=CHALLENGER, mode="shadow", step="shadow"))
     answers = [_ask(client, row(hr=i % 24))[1] for i in range(40)]
