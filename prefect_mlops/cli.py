@@ -14,6 +14,7 @@ import typer
 from prefect_mlops.cli_ops import OPS_RUNTIME_DEFAULTS, register_ops
 from prefect_mlops.cli_rollout import register_rollout
 from prefect_mlops.errors import ConfigError, MlopsError
+from prefect_mlops.temporary_server import guard_temporary_servers, stop_orphaned_servers
 from serving.cli import serve
 
 if TYPE_CHECKING:
@@ -65,6 +66,11 @@ def main(
     """prefect-mlops: the model lifecycle as Prefect flows."""
     for key, value in RUNTIME_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    # Prefect's temporary server outlives a killed process: stop those left for this
+    # PREFECT_HOME, and have a watchdog stop the one this command may start.
+    for line in stop_orphaned_servers():
+        typer.echo(line, err=True)
+    guard_temporary_servers()
     if debug:
         os.environ["MLOPS_LOG_LEVEL"] = "DEBUG"
 
