@@ -4,16 +4,19 @@ Prefect's own errors for an unreachable server or a missing pool are long traceb
 checks name what is wrong and how to fix it before anything is deployed.
 
 `mlops deploy --config PIPELINE.yaml` deploys one model beside the others on the server: its
-own `train-<model>`, `monitor-<model>` and `score-<model>` deployments and a `retrain-<model>`
-trigger that listens to that model's events only. They are made from prefect.yaml's training,
-monitoring and scoring deployments (work pool, schedules, concurrency, trigger posture and pull
-steps), with the model's names and parameters, and created by `prefect deploy` like the rest.
+own `train-<model>`, `monitor-<model>`, `score-<model>` and `rollout-<model>` deployments, and
+`retrain-<model>` and `rollout-<model>-on-challenger` triggers that listen to that model's events
+only. They are made from prefect.yaml's training, monitoring, scoring and rollout deployments
+(work pool, schedules, concurrency, trigger posture and pull steps), with the model's names and
+parameters, and created by `prefect deploy` like the rest.
 
 Monitoring events name the deployment that retrains the model in their resource's
 `mlops.retrain.deployment` label, and every retrain trigger matches its own deployment's name
 there: `retrain-<model>` answers `training/train-<model>`, prefect.yaml's catch-all
 `retrain-on-drift` answers `training/train` only. A model with its own deployments is retrained
-once per event even where the catch-all is deployed too.
+once per event even where the catch-all is deployed too. Registration events of a blessed
+challenger do the same with `mlops.rollout.deployment`: `rollout-<model>-on-challenger` answers
+`rollout/rollout-<model>`, prefect.yaml's `rollout-on-challenger` answers `rollout/rollout` only.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from prefect_mlops.monitoring import (
     model_retraining_deployment,
 )
 from prefect_mlops.preflight import load_checked_config
+from prefect_mlops.rollout import ROLLOUT_DEPLOYMENT_LABEL, model_rollout_deployment
 from prefect_mlops.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +52,7 @@ TEMPLATES = {
     "train": "flows/training.py:training_flow",
     "monitor": "flows/monitoring.py:monitoring_flow",
     "score": "flows/scoring.py:scoring_flow",
+    "rollout": "flows/rollout.py:rollout_flow",
 }
 
 
@@ -131,9 +136,9 @@ def model_deployments(
         params["config_path"] = config_path
         if role == "monitor":  # its events name the model's own training deployment
             params["retrain_deployment"] = model_retraining_deployment(model)
-        if role == "train":
+        if role in ("train", "rollout"):
             deployment["triggers"] = [
-                _model_trigger(trigger, model, config_path)
+                _model_trigger(trigger, model, config_path, role)
                 for trigger in deployment.get("triggers", [])
             ]
         if role == "score":
@@ -144,15 +149,19 @@ def model_deployments(
     return made
 
 
-def _model_trigger(trigger: dict[str, Any], model: str, config_path: str) -> dict[str, Any]:
-    """prefect.yaml's retrain trigger, listening to one model's events that name its own
-    training deployment, with its own config."""
+def _model_trigger(
+    trigger: dict[str, Any], model: str, config_path: str, role: str
+) -> dict[str, Any]:
+    """prefect.yaml's retrain (or rollout) trigger, listening to one model's events that name
+    its own training (or rollout) deployment, with its own config."""
     mine = copy.deepcopy(trigger)
-    mine["name"] = f"retrain-{model}"
-    mine["match"] = {
-        "prefect.resource.id": model_resource_id(model),
-        RETRAIN_DEPLOYMENT_LABEL: model_retraining_deployment(model),
-    }
+    label, deployment = (
+        (RETRAIN_DEPLOYMENT_LABEL, model_retraining_deployment(model))
+        if role == "train"
+        else (ROLLOUT_DEPLOYMENT_LABEL, model_rollout_deployment(model))
+    )
+    mine["name"] = f"retrain-{model}" if role == "train" else f"rollout-{model}-on-challenger"
+    mine["match"] = {"prefect.resource.id": model_resource_id(model), label: deployment}
     mine.setdefault("parameters", {}).setdefault("params", {})["config_path"] = config_path
     return mine
 
@@ -185,7 +194,8 @@ def deploy_models(configs: list[Path], prefect_yaml: Path) -> tuple[list[str], i
         raise DeployError(f"prefect deploy failed: {(done.stdout + done.stderr)[-2000:]}")
     lines = [
         f"{model}: deployments training/train-{model}, monitoring/monitor-{model}, "
-        f"batch-scoring/score-{model}; trigger retrain-{model} on {model_resource_id(model)} events"
+        f"batch-scoring/score-{model}, rollout/rollout-{model}; triggers retrain-{model} and "
+        f"rollout-{model}-on-challenger on {model_resource_id(model)} events"
         for model in names
     ]
     return lines, 0

@@ -26,6 +26,18 @@ from prefect_mlops.errors import RegistryError
 
 ROLLOUT_TAG = "mlops.rollout"
 ROLLOUT_ALIAS = "rollout"
+# The registration event's resource label naming the deployment that rolls the version out:
+# each rollout trigger matches its own deployment's name there, so one event starts one rollout
+# (a model with its own rollout-<model> is not also rolled out by prefect.yaml's catch-all).
+ROLLOUT_DEPLOYMENT_LABEL = "mlops.rollout.deployment"
+CATCH_ALL_ROLLOUT = "rollout/rollout"
+
+
+def model_rollout_deployment(name: str) -> str:
+    """The deployment `mlops deploy --config` makes to roll out one model's challengers, e.g.
+    `rollout/rollout-bikeshare-demand`."""
+    return f"{CATCH_ALL_ROLLOUT}-{name}"
+
 
 RolloutMode = Literal["shadow", "canary", "ab"]
 Arm = Literal["champion", "challenger", "shadow"]

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from prefect import get_client, task
+from prefect import task
 from prefect.events import emit_event
-from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 
 from prefect_mlops.config import PipelineConfig
@@ -44,6 +43,7 @@ from prefect_mlops.snapshots import fingerprint_frame
 from prefect_mlops.tracking import mlflow_client
 from tasks.logs import run_logger
 from tasks.policies import IO_RETRIES
+from tasks.routing import deployment_or_catch_all
 
 
 @task(**IO_RETRIES, task_run_name="resolve {name}@{alias}")
@@ -199,13 +199,7 @@ def summarize_monitoring(
 def retraining_deployment_of(model_name: str) -> str:
     """The deployment that retrains a model: its own `training/train-<model>` when deployed on
     the server (`mlops deploy --config`), else prefect.yaml's catch-all `training/train`."""
-    own = model_retraining_deployment(model_name)
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_deployment_by_name(own)
-        except ObjectNotFound:
-            return CATCH_ALL_RETRAINING
-    return own
+    return deployment_or_catch_all(model_retraining_deployment(model_name), CATCH_ALL_RETRAINING)
 
 
 @task(task_run_name="emit events")

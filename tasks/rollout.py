@@ -22,13 +22,22 @@ from prefect_mlops.monitoring.records import model_resource_id
 from prefect_mlops.names import artifact_key
 from prefect_mlops.registry import CHAMPION, promote_if_still_better, version_by_alias
 from prefect_mlops.results import ModelVersionRef, PromotionDecision
-from prefect_mlops.rollout import RolloutState, clear_rollout, read_rollout, write_rollout
+from prefect_mlops.rollout import (
+    CATCH_ALL_ROLLOUT,
+    ROLLOUT_DEPLOYMENT_LABEL,
+    RolloutState,
+    clear_rollout,
+    model_rollout_deployment,
+    read_rollout,
+    write_rollout,
+)
 from prefect_mlops.rollout_gate import RolloutPlan, RolloutResult, StepEvidence
 from prefect_mlops.settings import Settings
 from prefect_mlops.tracking import mlflow_client
 from tasks.approval import PromotionApproval
 from tasks.locks import champion_lock
 from tasks.policies import IO_RETRIES
+from tasks.routing import deployment_or_catch_all
 
 CHALLENGER_REGISTERED = "mlops.model.challenger-registered"
 ROLLOUT_ROLLED_BACK = "mlops.model.rollout-rolled-back"
@@ -56,10 +65,13 @@ def hand_to_rollout(
     version: ModelVersionRef, promotion: PromotionDecision, config_path: str, flow_run_id: str
 ) -> PromotionDecision:
     """A blessed challenger that would be promoted stays `challenger`: the event
-    `mlops.model.challenger-registered` starts its rollout (deployment `rollout`)."""
+    `mlops.model.challenger-registered` starts its rollout, addressed to the model's own
+    `rollout/rollout-<model>` when that is deployed, else to prefect.yaml's `rollout/rollout`
+    (one event, one rollout)."""
+    roller = deployment_or_catch_all(model_rollout_deployment(version.name), CATCH_ALL_ROLLOUT)
     event = emit_event(
         event=CHALLENGER_REGISTERED,
-        resource=_resource(version.name, version.version),
+        resource={**_resource(version.name, version.version), ROLLOUT_DEPLOYMENT_LABEL: roller},
         payload={
             "version": version.version,
             "config_path": config_path,

@@ -29,8 +29,16 @@ from prefect_mlops.monitoring import (
     model_resource_id,
 )
 from prefect_mlops.monitoring.decision import decide, summarize
+from prefect_mlops.results import ModelVersionRef, PromotionDecision
+from prefect_mlops.rollout import (
+    CATCH_ALL_ROLLOUT,
+    ROLLOUT_DEPLOYMENT_LABEL,
+    model_rollout_deployment,
+)
 from prefect_mlops.settings import Settings
 from tasks.monitor import emit_monitoring_events, retraining_deployment_of
+from tasks.rollout import hand_to_rollout
+from tasks.routing import deployment_or_catch_all
 from tests.conftest import ROOT, fast_config_dict, write_config
 from tests.prefect_mlops.monitoring.test_decision import MODEL, PASSED, WINDOW, report
 
@@ -38,10 +46,18 @@ MODELS = ("deploy-alpha", "deploy-beta")
 LONER = "deploy-loner"  # a model without deployments of its own
 
 
-def catch_all_trigger(spec: dict[str, Any]) -> dict[str, Any]:
-    (train,) = [d for d in spec["deployments"] if d["name"] == "train"]
-    (trigger,) = train["triggers"]
+def catch_all_trigger(spec: dict[str, Any], name: str = "train") -> dict[str, Any]:
+    (deployment,) = [d for d in spec["deployments"] if d["name"] == name]
+    (trigger,) = deployment["triggers"]
     return trigger
+
+
+def rollout_labels(model: str, rollout_deployment: str) -> dict[str, str]:
+    """The labels of a challenger-registered event's resource a rollout trigger reads."""
+    return {
+        "prefect.resource.id": model_resource_id(model),
+        ROLLOUT_DEPLOYMENT_LABEL: rollout_deployment,
+    }
 
 
 def event_labels(model: str, retrain_deployment: str) -> dict[str, str]:
@@ -63,6 +79,7 @@ def test_a_model_with_its_own_deployments_is_not_the_catch_alls(
 ) -> None:
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     catch_all = catch_all_trigger(spec)
+    catch_all_rollout = catch_all_trigger(spec, "rollout")
     made: dict[str, dict[str, dict[str, Any]]] = {}
     for model in MODELS:
         config_path = write_config(
@@ -87,6 +104,17 @@ def test_a_model_with_its_own_deployments_is_not_the_catch_alls(
         # An event of the model addressed to the catch-all is the catch-all's only.
         addressed = event_labels(model, CATCH_ALL_RETRAINING)
         assert [answers(t, addressed) for t in (own, catch_all)] == [False, True]
+        # Registration events of a blessed challenger: the same, for the rollout deployments.
+        (own_rollout,) = made[model]["rollout"]["triggers"]
+        (neighbour_rollout,) = made[other]["rollout"]["triggers"]
+        rollouts = (own_rollout, neighbour_rollout, catch_all_rollout)
+        registered = rollout_labels(model, model_rollout_deployment(model))
+        assert [answers(t, registered) for t in rollouts] == [True, False, False]
+        assert [answers(t, rollout_labels(LONER, CATCH_ALL_ROLLOUT)) for t in rollouts] == [
+            False,
+            False,
+            True,
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +138,12 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pat
     answer = CliRunner().invoke(app, ["deploy", *options])  # one `prefect deploy` for both
     assert answer.exit_code == 0, answer.output[-3000:]
     for model in MODELS:
-        assert f"trigger retrain-{model} on mlops.model.{model} events" in answer.output
+        assert f"rollout-{model}-on-challenger on mlops.model.{model} events" in answer.output
     yield configs
     # Other tests on this server: no trigger left to start training runs, no run left queued.
     with get_client(sync_client=True) as client:
-        for name in [f"training/train-{m}" for m in MODELS] + [CATCH_ALL_RETRAINING]:
+        owned = [f"{kind}-{m}" for m in MODELS for kind in ("training/train", "rollout/rollout")]
+        for name in [*owned, CATCH_ALL_RETRAINING]:
             deployment_id = client.read_deployment_by_name(name).id
             client.delete_resource_owned_automations(f"prefect.deployment.{deployment_id}")
             client.delete_deployment(deployment_id)
@@ -145,6 +174,18 @@ def test_two_configs_deploy_side_by_side_each_with_its_own_trigger(
             assert action.deployment_id == train.id
             assert action.parameters["params"]["config_path"] == config_path
             assert action.parameters["params"]["window"] == "recent"
+
+            rollout = client.read_deployment_by_name(f"rollout/rollout-{model}")
+            assert rollout.parameters["params"]["config_path"] == config_path
+            on_challenger = automations[f"rollout-{model}-on-challenger"]
+            assert on_challenger.trigger.match.model_dump() == {
+                "prefect.resource.id": f"mlops.model.{model}",
+                ROLLOUT_DEPLOYMENT_LABEL: f"rollout/rollout-{model}",
+            }
+            (action,) = on_challenger.actions
+            assert action.deployment_id == rollout.id
+            assert action.parameters["params"]["config_path"] == config_path
+            assert action.parameters["params"]["version"] == "{{ event.payload.version }}"
 
     # Monitoring finds each model's own training deployment on the server, the catch-all else.
     assert retraining_deployment_of(MODELS[0]) == f"training/train-{MODELS[0]}"
@@ -191,3 +232,27 @@ def test_one_drift_event_starts_one_training_run(deployed: dict[str, Path]) -> N
     assert loner_run.parameters["params"]["reason"].endswith(loner.events[0])
     assert loner_run.parameters["params"]["config_path"] == "configs/loner.yaml"
     assert runs_of(f"training/train-{other}") == []
+
+
+def test_one_registration_event_starts_one_rollout_the_models_own(
+    deployed: dict[str, Path],
+) -> None:
+    alpha = MODELS[0]
+    own = model_rollout_deployment(alpha)
+    assert deployment_or_catch_all(own, CATCH_ALL_ROLLOUT) == own
+    assert deployment_or_catch_all(model_rollout_deployment(LONER), CATCH_ALL_ROLLOUT) == (
+        CATCH_ALL_ROLLOUT
+    )
+    version = ModelVersionRef(name=alpha, version="3")
+    blessed = PromotionDecision(promote=True, reason="better than the champion")
+    handed = hand_to_rollout.fn(version, blessed, str(deployed[alpha]), "run-1")
+    assert handed.promote is False
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline and not runs_of(own):
+        time.sleep(0.5)
+    time.sleep(2)  # a second run, if a second trigger took the event too
+    (run,) = runs_of(own)
+    assert run.parameters["params"]["version"] == "3"
+    assert run.parameters["params"]["config_path"] == str(deployed[alpha])
+    assert run.parameters["params"]["reason"].startswith("mlops.model.challenger-registered")
+    assert runs_of(model_rollout_deployment(MODELS[1])) == []
