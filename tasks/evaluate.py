@@ -29,7 +29,7 @@ from prefect_mlops.tracking import mlflow_client, use_tracking
 from tasks.policies import RELEASES_MEMORY
 
 
-@task(**RELEASES_MEMORY)
+@task(**RELEASES_MEMORY, task_run_name="evaluate {config.registered_model_name} on the holdout")
 def evaluate_model(
     model: Pipeline,
     split: SplitRefs,
@@ -45,7 +45,7 @@ def evaluate_model(
     return report.evaluation
 
 
-@task(**RELEASES_MEMORY)
+@task(**RELEASES_MEMORY, task_run_name="compare {config.registered_model_name} with its champion")
 def compare_with_champion(
     model: Pipeline,
     split: SplitRefs,

@@ -177,13 +177,13 @@ def decide_monitoring(
     return decision
 
 
-@task
+@task(task_run_name="nothing to monitor")
 def nothing_to_monitor(window: WindowRef) -> MonitoringDecision:
     """The outcome of an empty window: nothing to judge, no event."""
     return decisions.nothing_to_monitor(window)
 
 
-@task
+@task(task_run_name="summarize monitoring of {model.name} v{model.version}")
 def summarize_monitoring(
     model: MonitoredModel,
     window: WindowRef,

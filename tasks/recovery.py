@@ -46,7 +46,7 @@ FILESYSTEM_LEASES = "prefect.server.concurrency.lease_storage.filesystem"
 PROCESS_TAG = "mlops.process:"
 
 
-@task
+@task(task_run_name="recover crashed runs")
 def recover_crashed_runs(settings: Settings) -> RecoveryReport:
     """Record this run's process, then close what runs that died (SIGKILL, OOM) left behind."""
     check_tracking_server(settings)  # fail in seconds, naming the server, when it is down

@@ -46,7 +46,8 @@ from tasks.runners import IN_PROCESS
 from tasks.track import with_flow_run_url
 
 
-@task(tags=[IN_PROCESS])  # its loaded state serves this process's log_model, not a Dask worker's
+# In process: its loaded state serves this process's log_model, not a Dask worker's.
+@task(tags=[IN_PROCESS], task_run_name="prepare model logging")
 def prepare_model_logging() -> list[str]:
     """Pin and check the model's requirements and load skops, beside the refit (about 1.3 s)."""
     return warm_up_model_logging()
@@ -71,7 +72,7 @@ def log_model(
     return LoggedModel(model_uri=info.model_uri, run_id=run_id, model_id=info.model_id)
 
 
-@task
+@task(task_run_name="verify the logged model loads")
 def verify_model_loads(
     logged: LoggedModel,
     model: Pipeline,
@@ -85,7 +86,7 @@ def verify_model_loads(
     return check_model_loads(logged, model, example)
 
 
-@task(**IO_RETRIES)
+@task(**IO_RETRIES, task_run_name="register {ctx.model_name}")
 def register_model(
     logged: LoggedModel, ctx: TrainingContext, data: PreparedData
 ) -> ModelVersionRef:
@@ -103,7 +104,7 @@ def register_model(
     return ref
 
 
-@task(**IO_RETRIES)
+@task(**IO_RETRIES, task_run_name="describe {version.name} v{version.version}")
 def describe_version(
     version: ModelVersionRef,
     promotion: PromotionDecision,
@@ -122,7 +123,7 @@ def describe_version(
     mlflow_client(ctx.settings).update_model_version(version.name, version.version, text)
 
 
-@task(**IO_RETRIES)
+@task(**IO_RETRIES, task_run_name="promote {name} v{version}")
 def promote_model(name: str, version: str, reason: str, settings: Settings) -> ModelVersionRef:
     """Make `version` the champion; the old champion stays reachable as `previous-champion`."""
     aliases = promote_version(
@@ -131,7 +132,7 @@ def promote_model(name: str, version: str, reason: str, settings: Settings) -> M
     return ModelVersionRef(name=name, version=version, aliases=aliases)
 
 
-@task(**IO_RETRIES)
+@task(**IO_RETRIES, task_run_name="promote {challenger.name} v{challenger.version}")
 def promote_challenger(
     ctx: TrainingContext,
     data: PreparedData,
@@ -180,7 +181,7 @@ def promote_challenger(
     return challenger.model_copy(update={"aliases": aliases}), decision
 
 
-@task(**IO_RETRIES)
+@task(**IO_RETRIES, task_run_name="roll back {name}")
 def rollback_model(name: str, settings: Settings) -> ModelVersionRef:
     """Swap `champion` and `previous-champion`: one step back, and one step forward again."""
     version, aliases = roll_back(mlflow_client(settings), name, champion_lock(settings))

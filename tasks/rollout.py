@@ -54,13 +54,13 @@ def _resource(name: str, version: str) -> dict[str, str]:
     }
 
 
-@task
+@task(task_run_name="rollout config {path}")
 def load_rollout_config(path: str) -> PipelineConfig:
     """The pipeline config and its `rollout:` section (no data or suite is read by a rollout)."""
     return load_config(path)
 
 
-@task
+@task(task_run_name="hand {version.name} v{version.version} to a rollout")
 def hand_to_rollout(
     version: ModelVersionRef, promotion: PromotionDecision, config_path: str, flow_run_id: str
 ) -> PromotionDecision:
@@ -86,7 +86,7 @@ def hand_to_rollout(
     )
 
 
-@task(**IO_RETRIES)
+@task(**IO_RETRIES, task_run_name="plan rollout of {config.registered_model_name}")
 def plan_rollout(
     config: PipelineConfig, version: str | None, config_path: str, flow_run_id: str, reason: str
 ) -> RolloutPlan:
@@ -118,7 +118,7 @@ def approve_step(plan: RolloutPlan, what: str, timeout_seconds: float) -> bool:
     return bool(answer.approve)
 
 
-@task
+@task(task_run_name="{step.mode} {step.share:.0%} of {plan.model_name} v{plan.challenger_version}")
 def run_step(
     plan: RolloutPlan, config: PipelineConfig, step: RolloutStep, settings: Settings
 ) -> StepEvidence:
@@ -191,7 +191,9 @@ def publish_step_evidence(evidence: StepEvidence, settings: Settings) -> None:
     )
 
 
-@task(**IO_RETRIES)
+@task(
+    **IO_RETRIES, task_run_name="roll back rollout of {plan.model_name} v{plan.challenger_version}"
+)
 def roll_back_rollout(
     plan: RolloutPlan, steps: list[StepEvidence], reason: str, settings: Settings
 ) -> RolloutResult:
@@ -225,7 +227,10 @@ def roll_back_rollout(
     return result
 
 
-@task(**IO_RETRIES)
+@task(
+    **IO_RETRIES,
+    task_run_name="promote {plan.model_name} v{plan.challenger_version} (rollout passed)",
+)
 def promote_rollout(
     plan: RolloutPlan, steps: list[StepEvidence], settings: Settings
 ) -> RolloutResult:
@@ -272,7 +277,10 @@ def promote_rollout(
     return result
 
 
-@task(**IO_RETRIES)
+@task(
+    **IO_RETRIES,
+    task_run_name="end rollout of {plan.model_name} v{plan.challenger_version} ({outcome})",
+)
 def end_rollout(
     plan: RolloutPlan, steps: list[StepEvidence], outcome: gate.Outcome, reason: str
 ) -> RolloutResult:

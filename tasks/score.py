@@ -188,7 +188,8 @@ def predict_chunks(
         yield done, future.result()
 
 
-@task(cache_policy=NO_CACHE)  # hashing every chunk for a cache key would cost more than it saves
+# No cache: hashing every chunk for a cache key would cost more than it saves.
+@task(cache_policy=NO_CACHE, task_run_name="predict a chunk with {label}")
 def predict_chunk(
     pipeline: Pipeline, rows: pd.DataFrame, features: list[str], where: str, label: str
 ) -> np.ndarray:

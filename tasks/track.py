@@ -17,7 +17,7 @@ from prefect_mlops.tracking import start_training_run as open_training_run
 from tasks.policies import IO_RETRIES
 
 
-@task(**IO_RETRIES)
+@task(**IO_RETRIES, task_run_name="open experiment {ctx.config.experiment}")
 def open_experiment(ctx: TrainingContext) -> str:
     """Connect to the tracking store and make sure the config's experiment exists; its id."""
     return ensure_experiment(mlflow_client(ctx.settings), ctx.config.experiment, ctx.settings)
@@ -32,7 +32,7 @@ def with_flow_run_url(origin: RunOrigin) -> RunOrigin:
     return origin.model_copy(update={"flow_run_url": url}) if url else origin
 
 
-@task(**IO_RETRIES)
+@task(**IO_RETRIES, task_run_name="start MLflow run of {ctx.model_name}")
 def start_training_run(ctx: TrainingContext, experiment_id: str, data: PreparedData) -> str:
     """Open the parent MLflow run, tag its source, user, Prefect run and lineage (how the holdout
     was cut included: a later run's champion comparison reads it) and log the split as datasets."""
@@ -44,14 +44,14 @@ def start_training_run(ctx: TrainingContext, experiment_id: str, data: PreparedD
     return run_id
 
 
-@task(**IO_RETRIES)
+@task(**IO_RETRIES, task_run_name="look for a {ctx.model_name} version of this snapshot")
 def find_earlier_version(ctx: TrainingContext, data: PreparedData) -> ModelVersionRef | None:
     """The version already trained on this snapshot with this config: a rerun trains nothing."""
     client = mlflow_client(ctx.settings)
     return find_rerun(client, ctx.model_name, data.snapshot, ctx.config.fingerprint())
 
 
-@task
+@task(task_run_name="finish MLflow training run")
 def finish_training_run(run_id: str, settings: Settings) -> None:
     """Mark the parent MLflow run finished."""
     mlflow_client(settings).set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
