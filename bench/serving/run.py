@@ -261,33 +261,56 @@ def flip_alias(
 def measure_swaps(
     args: argparse.Namespace, uri: str, features: pd.DataFrame, work: Path, env: dict[str, str]
 ) -> dict[str, Any]:
-    """p99 under wrk without swaps, then with `args.swaps` alias moves; pick-up time per move."""
+    """p99 under wrk without swaps and with `args.swaps` alias moves, interleaved for
+    `args.rounds` rounds (medians: one run of each is at the mercy of whatever else the machine
+    does); pick-up time per move."""
     versions = add_version(uri)
     port = free_port()
     command = [sys.executable, "-m", "serving", "--model", NAME, "--port", str(port)]
     command += ["--workers", "1", "--poll-seconds", str(args.poll_seconds)]
     body = split_body(features.head(1))
     spacing = (args.seconds - 1) / args.swaps
+    steady_runs: list[dict[str, float]] = []
+    swapping_runs: list[dict[str, float]] = []
+    lags: list[float] = []
     with server(command, env, f"http://127.0.0.1:{port}/v2/health/ready", work / "swaps.log"):
         base = f"http://127.0.0.1:{port}"
         url = f"{base}/invocations"
-        steady = run_wrk(url, body, args.seconds, args.connections, work)
-        lags: list[float] = []
-        flipper = threading.Thread(
-            target=lambda: lags.extend(flip_alias(uri, base, versions, args.swaps, spacing))
-        )
-        flipper.start()
-        swapping = run_wrk(url, body, args.seconds, args.connections, work, warm=False)
-        flipper.join()
+        run_wrk(url, body, 2, args.connections, work, warm=False)
+        for _ in range(args.rounds):
+            steady_runs.append(run_wrk(url, body, args.seconds, args.connections, work, False))
+            flipper = threading.Thread(
+                target=lambda: lags.extend(flip_alias(uri, base, versions, args.swaps, spacing))
+            )
+            flipper.start()
+            swapping_runs.append(run_wrk(url, body, args.seconds, args.connections, work, False))
+            flipper.join()
+    steady, swapping = _median_run(steady_runs), _median_run(swapping_runs)
     return {
         "poll_seconds": args.poll_seconds,
         "swaps": args.swaps,
+        "rounds": args.rounds,
         "seconds_between_swaps": spacing,
         "without_swaps": steady,
         "during_swaps": swapping,
+        "runs_without_swaps": steady_runs,
+        "runs_during_swaps": swapping_runs,
         "p99_ratio": swapping["p99_ms"] / steady["p99_ms"],
+        "p99_ratios_by_round": [
+            w["p99_ms"] / s["p99_ms"] for s, w in zip(steady_runs, swapping_runs, strict=True)
+        ],
         "pickup_seconds": lags,
         "pickup_max_s": max(lags),
+    }
+
+
+def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over the runs (errors summed)."""
+    return {
+        key: sum(r[key] for r in runs)
+        if key == "errors"
+        else statistics.median(r[key] for r in runs)
+        for key in runs[0]
     }
 
 
@@ -303,7 +326,11 @@ def print_swaps(swaps: dict[str, Any]) -> None:
             f"p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}"
         )
     lags = ", ".join(f"{lag:.2f}" for lag in swaps["pickup_seconds"])
-    print(f"p99 during / without swaps: {swaps['p99_ratio']:.2f}x; pick-up seconds: {lags}")
+    rounds = ", ".join(f"{r:.2f}" for r in swaps["p99_ratios_by_round"])
+    print(
+        f"p99 during / without swaps: {swaps['p99_ratio']:.2f}x (medians of {swaps['rounds']} "
+        f"interleaved rounds; by round {rounds}); pick-up seconds: {lags}"
+    )
 
 
 ROLLOUT_MODES = ("plain", "shadow", "canary", "ab")
