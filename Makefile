@@ -34,8 +34,8 @@ lint: install
 # follows the other's. `make test-serial` runs them one after the other.
 test: install lint
 	@mkdir -p .test-logs
-	@PREFECT_HOME="$(PREFECT_HOME)-system" $(BIN)/pytest -q -m system > .test-logs/system.log 2>&1 & system=$$!; \
-	$(BIN)/pytest -q -m "not system"; rest=$$?; \
+	@PREFECT_HOME="$(PREFECT_HOME)-system" $(BIN)/pytest -q --durations=15 -m system > .test-logs/system.log 2>&1 & system=$$!; \
+	$(BIN)/pytest -q --durations=25 -m "not system"; rest=$$?; \
 	wait $$system; status=$$?; echo "--- system tests"; cat .test-logs/system.log; \
 	exit $$(( rest != 0 || status != 0 ))
 
