@@ -9,7 +9,10 @@ these functions only, apart from building expectations and reading results.
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -37,6 +40,8 @@ from prefect_mlops.settings import Settings
 DATASOURCE_NAME = "pandas"
 BATCH_DEFINITION_NAME = "whole-dataframe"
 DATA_DOCS_SITE = "local_site"
+# pandas options are process-wide: checkpoint runs take turns so each restores what it found.
+_COPY_ON_WRITE_LOCK = threading.Lock()
 
 
 def project_exists(settings: Settings) -> bool:
@@ -143,12 +148,27 @@ def run_checkpoint(
         # (or one whose Data Docs are wanted) pays for the checkpoint's detailed run, whose
         # stored result replaces the quick one: a BOOLEAN_ONLY result has no observed values,
         # so its Data Docs page would show "--" in every row.
-        result = None if report else _quick_pass(checkpoint, frame, run_id)
-        if result is None or not result.success:
-            result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
+        with _copy_on_write():
+            result = None if report else _quick_pass(checkpoint, frame, run_id)
+            if result is None or not result.success:
+                result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
     finally:
         _forget_batches(context)
     return result
+
+
+@contextmanager
+def _copy_on_write() -> Iterator[None]:
+    """pandas' copy-on-write mode (pandas 3's only mode) while GX computes its metrics.
+
+    Every column map metric of GX 1.24's pandas engine drops the column's nulls first with
+    `df[df[column].notnull()]`, which without copy-on-write deep-copies the whole frame even when
+    no value is null: 14 copies of every column per batch of the example's suites (1.1 s of 3.7 s
+    validating 1M rows). With it the all-true selection is a lazy copy; values and results are
+    the same (GX supports pandas 3, where this is the only mode).
+    """
+    with _COPY_ON_WRITE_LOCK, pd.option_context("mode.copy_on_write", True):
+        yield
 
 
 def _quick_pass(

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from great_expectations.checkpoint.checkpoint import CheckpointResult
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.expectations import gx
 from prefect_mlops.expectations.run import validate_frame
 from prefect_mlops.results import ValidationSummary
 from prefect_mlops.settings import Settings
+from tests.prefect_mlops.expectations.helpers import corrupt
 
 
 def test_gx_does_not_fingerprint_the_batch_a_second_time(
@@ -63,6 +65,38 @@ def test_a_failing_batch_stores_the_summary_report_instead(
     assert len(stored) == 2, stored
     assert all("partial_unexpected_list" in p.read_text() for p in stored)
     assert not any('"unexpected_index_list"' in p.read_text() for p in stored)  # SUMMARY
+
+
+def test_copy_on_write_validation_answers_as_plain_gx(
+    bikeshare: pd.DataFrame, gx_settings: Settings
+) -> None:
+    frame = corrupt(bikeshare)
+    frame.loc[[7, 8], "hr"] = 99  # out of range
+    frame.loc[[20, 21], "mnth"] = "Smarch"  # unknown, within `mostly`
+    context = gx.open_context(gx_settings)
+    checkpoint = gx.load_checkpoint(context, "bikeshare.training")
+    ours = gx.run_checkpoint(context, checkpoint, frame, run_name="fast")
+    assert pd.get_option("mode.copy_on_write") is False  # restored for the rest of the process
+    plain = checkpoint.run(batch_parameters={"dataframe": frame})
+    assert _outcomes(ours) == _outcomes(plain)
+    assert not ours.success
+    key = "expect_column_values_to_be_in_set", "mnth"
+    (in_set,) = [o for o in _outcomes(ours) if o[:2] == key]
+    assert in_set[2] and json.loads(in_set[3])["unexpected_count"] == 2  # `mostly` honoured
+
+
+def _outcomes(result: CheckpointResult) -> list[tuple[str, str | None, bool, str]]:
+    """Each expectation's type, column, verdict and result details, in a stable order."""
+    return sorted(
+        (
+            r.expectation_config.type,
+            r.expectation_config.kwargs.get("column"),
+            bool(r.success),
+            json.dumps(r.result, sort_keys=True, default=str),
+        )
+        for run in result.run_results.values()
+        for r in run.results
+    )
 
 
 def test_an_unknown_checkpoint_is_a_lookup_error(gx_settings: Settings) -> None:
