@@ -18,8 +18,8 @@ from tasks.configure import load_pipeline_config
 from tasks.monitor import (
     decide_monitoring,
     emit_monitoring_events,
+    judge_empty_window,
     load_current_window,
-    nothing_to_monitor,
     resolve_monitored_model,
     run_drift_report,
     score_windows,
@@ -81,11 +81,13 @@ def monitoring_flow(params: MonitoringParams = MonitoringParams()) -> DriftSumma
 
     model = resolve_monitored_model(config.registered_model_name, params.alias, settings)
     window = load_current_window(params.window, config, model, settings)
-    if window.rows == 0:
-        decision = nothing_to_monitor(window)
+    if window.rows == 0:  # a quiet window: "No traffic" and its event, unless configured
+        decision = judge_empty_window(window, model, config)
         summary = summarize_monitoring(model, window, params.config_path, decision)
+        if params.emit_events:
+            summary = emit_monitoring_events(summary, params.retrain_deployment)
         publish_monitoring_summary(summary, settings)
-        return summary
+        return cast(DriftSummary, final_state(summary))
 
     # Data validation and scoring read the window independently: run them side by side.
     validating = validate_window.submit(window, config, settings, model)

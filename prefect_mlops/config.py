@@ -156,6 +156,13 @@ class MonitoringConfig(StrictModel):
     max_validation_failures: int = Field(
         default=0, ge=0, description="alarm when more expectations than this fail"
     )
+    # A log that holds the model's rows but none in the window: an hour without traffic, or a
+    # service that stopped logging. Silence is not a pass unless the config says so.
+    empty_window: Literal["alarm", "skip", "fail"] = Field(
+        default="alarm",
+        description="a log window without rows: alarm (state 'No traffic' and the "
+        "mlops.model.no-traffic event), skip (nothing to monitor), or fail the run",
+    )
     max_rows: int | None = Field(
         default=200_000,
         ge=1000,

@@ -46,7 +46,7 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from datetime import date, datetime
 from itertools import chain
 from pathlib import Path
@@ -563,6 +563,64 @@ def read_prediction_log(
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
+def last_logged(
+    model_name: str,
+    url: str | None = None,
+    directory: Path | None = None,
+    sources: Collection[str] | None = None,
+) -> float | None:
+    """When the model's latest prediction (of `sources`; any when unset) was logged, or None when
+    the log holds none of it. Reads only the timestamps of the latest day that has any: it tells
+    a quiet window from a log the model was never written to."""
+    wanted = set(sources) if sources is not None else None
+    if url:
+        return _sql_last_logged(url, model_name, wanted)
+    root = (Path(directory) if directory else Settings().prediction_log_dir) / "predictions"
+    days: dict[str, list[Path]] = {}
+    for folder in (root / f"{MODEL_KEY}={model_name}").glob(f"{VERSION_KEY}=*/{DAY_KEY}=*/*"):
+        if wanted is None or folder.name.removeprefix(f"{SOURCE_KEY}=") in wanted:
+            days.setdefault(folder.parent.name, []).append(folder)
+    # lazily, day by day: only the latest day that has rows is read
+    latest: Iterator[list[pa.Table]] = (
+        [pq.read_table(f, columns=["timestamp"]) for d in days[day] for f in _live_files(d)]
+        for day in sorted(days, reverse=True)
+    )
+    if wanted is None or ONLINE in wanted:  # the earlier layout's rows are older than any other
+        latest = chain(
+            latest,
+            (
+                [_legacy_predictions(f, model_name) for f in _live_files(folder)]
+                for folder in sorted(root.glob(f"{LEGACY_DAY_KEY}=*"), reverse=True)
+            ),
+        )
+    for tables in latest:
+        stamps = [pc.max(t["timestamp"]).as_py() for t in tables if t.num_rows]
+        if stamps:
+            return float(max(stamps))
+    return None
+
+
+def _sql_last_logged(url: str, model_name: str, sources: set[str] | None) -> float | None:
+    engine = sa.create_engine(url)
+    try:
+        if not sa.inspect(engine).has_table("predictions"):
+            return None
+        table = sa.Table("predictions", sa.MetaData(), autoload_with=engine)
+        query = sa.select(sa.func.max(table.c.timestamp)).where(table.c.model_name == model_name)
+        if sources is not None:
+            source = (
+                sa.func.coalesce(table.c.source, ONLINE)
+                if "source" in table.c
+                else sa.literal(ONLINE)
+            )
+            query = query.where(source.in_(sorted(sources)))
+        with engine.connect() as connection:
+            last = connection.execute(query).scalar()
+    finally:
+        engine.dispose()
+    return None if last is None else float(last)
+
+
 def logged_models(url: str | None = None, directory: Path | None = None) -> list[str]:
     """Names of the models the log holds rows of."""
     if url:
@@ -748,8 +806,12 @@ def _sql_model_log(
         predictions = pd.read_sql(query, connection)
         feedback = pd.read_sql(labels, connection)
     engine.dispose()
-    features = pd.DataFrame.from_records(
-        [orjson.loads(f) for f in predictions["features"]], index=range(len(predictions))
+    features = (  # pandas refuses an index for no records: a quiet window reads as no rows
+        pd.DataFrame.from_records(
+            [orjson.loads(f) for f in predictions["features"]], index=range(len(predictions))
+        )
+        if len(predictions)
+        else pd.DataFrame(index=range(0))
     )
     for kinds in predictions["feature_types"].dropna().unique():
         for name in orjson.loads(kinds):

@@ -35,7 +35,7 @@ from prefect_mlops.monitoring import (
 )
 from prefect_mlops.monitoring import decision as decisions
 from prefect_mlops.monitoring.publish import event_payload, event_related, event_resource
-from prefect_mlops.monitoring.window import freeze_window, run_folder, window_frame
+from prefect_mlops.monitoring.window import freeze_window, read_window, run_folder
 from prefect_mlops.results import ValidationSummary
 from prefect_mlops.scoring_inputs import model_label
 from prefect_mlops.settings import Settings
@@ -65,12 +65,17 @@ def resolve_monitored_model(name: str, alias: str, settings: Settings) -> Monito
 def load_current_window(
     spec: WindowSpec, config: PipelineConfig, model: MonitoredModel, settings: Settings
 ) -> WindowRef:
-    """Freeze the current window as Parquet in a new monitoring folder (it may have no rows)."""
-    frame = window_frame(spec, model.name, config, settings)
-    window = freeze_window(frame, spec, config, run_folder(settings, model.name))
+    """Freeze the current window as Parquet in a new monitoring folder (it may have no rows; a
+    log that is missing or holds no row of the model is refused, naming where it was read)."""
+    current = read_window(spec, model.name, config, settings)
+    folder = run_folder(settings, model.name)
+    window = freeze_window(
+        current.frame, spec, config, folder, current.location, current.last_logged
+    )
     run_logger().info(
-        "window %s: %s rows, %s labelled%s",
+        "window %s of %s: %s rows, %s labelled%s",
         window.source,
+        window.location,
         f"{window.rows:,}",
         f"{window.labeled_rows:,}",
         f" ({window.start} to {window.end})" if window.start else "",
@@ -177,10 +182,15 @@ def decide_monitoring(
     return decision
 
 
-@task(task_run_name="nothing to monitor")
-def nothing_to_monitor(window: WindowRef) -> MonitoringDecision:
-    """The outcome of an empty window: nothing to judge, no event."""
-    return decisions.nothing_to_monitor(window)
+@task(task_run_name="judge empty window of {model.name}")
+def judge_empty_window(
+    window: WindowRef, model: MonitoredModel, config: PipelineConfig
+) -> MonitoringDecision:
+    """An empty window, by `monitoring.empty_window`: a no-traffic alarm, skip, or fail."""
+    decision = decisions.judge_empty_window(window, model.name, config.monitoring)
+    log = run_logger().warning if decision.outcome == "alarm" else run_logger().info
+    log("decision %s: %s", decision.outcome, decision.reason)
+    return decision
 
 
 @task(task_run_name="summarize monitoring of {model.name} v{model.version}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from prefect_mlops.config import MonitoringConfig
+from prefect_mlops.errors import MonitoringError
 from prefect_mlops.monitoring.records import (
     DATA_INVALID,
     DRIFT_DETECTED,
+    NO_TRAFFIC,
     PERFORMANCE_DEGRADED,
     Breach,
     DriftReport,
@@ -95,6 +97,7 @@ ALARM_NAMES = {
     "prediction-drift": "Drift detected",
     "performance": "Performance degraded",
     "validation": "Data invalid",
+    "no-traffic": "No traffic",
 }
 
 
@@ -112,6 +115,30 @@ def nothing_to_monitor(window: WindowRef) -> MonitoringDecision:
     )
 
 
+def judge_empty_window(
+    window: WindowRef, model_name: str, cfg: MonitoringConfig
+) -> MonitoringDecision:
+    """An empty window of a log that holds the model's rows, by `monitoring.empty_window`: an
+    alarm raising `mlops.model.no-traffic` (alarm), nothing to monitor (skip), or an error (fail).
+
+    A log that is missing or was never written for the model is refused before this, when the
+    window is read (`window.read_window`).
+    """
+    if cfg.empty_window == "skip":
+        return nothing_to_monitor(window)
+    where = f" of the prediction log {window.location}" if window.location else ""
+    last = (
+        f"; its latest prediction there was logged at {window.last_logged}"
+        if window.last_logged
+        else ""
+    )
+    detail = f"no traffic: no rows of {model_name} in the window ({window.source}){where}{last}"
+    if cfg.empty_window == "fail":
+        raise MonitoringError(f"{detail} (monitoring.empty_window: fail)")
+    breach = Breach(kind="no-traffic", event=NO_TRAFFIC, detail=detail)
+    return MonitoringDecision(outcome="alarm", breaches=[breach], reason=detail)
+
+
 def summarize(
     model: MonitoredModel,
     window: WindowRef,
@@ -127,6 +154,7 @@ def summarize(
         alias=model.alias,
         config_path=config_path,
         window=window.source,
+        window_location=window.location,
         current_rows=window.rows,
         labeled_rows=window.labeled_rows,
         reference_snapshot=model.snapshot_uri,

@@ -13,6 +13,8 @@ from prefect_mlops.results import ValidationSummary
 DRIFT_DETECTED = "mlops.model.drift-detected"
 PERFORMANCE_DEGRADED = "mlops.model.performance-degraded"
 DATA_INVALID = "mlops.model.data-invalid"
+# The model's log holds its rows but none in the window (`monitoring.empty_window: alarm`).
+NO_TRAFFIC = "mlops.model.no-traffic"
 MODEL_RESOURCE_PREFIX = "mlops.model."
 # The event resource's label naming the deployment (flow/name) that retrains the model: each
 # retrain trigger matches its own deployment's name there, so one event starts one training run
@@ -28,7 +30,7 @@ PROBABILITIES = "prediction_probabilities"
 PROBABILITY_PREFIX = "proba:"
 
 Outcome = Literal["nothing-to-monitor", "ok", "alarm"]
-BreachKind = Literal["feature-drift", "prediction-drift", "performance", "validation"]
+BreachKind = Literal["feature-drift", "prediction-drift", "performance", "validation", "no-traffic"]
 
 
 class ReferenceDataError(MlopsError):
@@ -140,6 +142,14 @@ class WindowRef(BaseModel):
     has_logged_probabilities: bool = False
     start: str | None = Field(default=None, description="earliest row time (ISO), if known")
     end: str | None = Field(default=None, description="latest row time (ISO), if known")
+    location: str = Field(
+        default="",
+        description="where the rows were read: the log's folder or URL (password "
+        "masked), or the dataset",
+    )
+    last_logged: str | None = Field(
+        default=None, description="of an empty log window: the model's latest logged row (ISO)"
+    )
 
 
 class ScoredRefs(BaseModel):
@@ -292,6 +302,7 @@ class DriftSummary(BaseModel):
     alias: str
     config_path: str = ""
     window: str
+    window_location: str = Field(default="", description="where the window was read")
     current_rows: int
     labeled_rows: int = 0
     reference_snapshot: str = ""

@@ -6,7 +6,7 @@ import math
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pandas as pd
@@ -14,7 +14,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from prefect_mlops.config import PipelineConfig, TaskType
-from prefect_mlops.errors import IngestError
+from prefect_mlops.errors import IngestError, MonitoringError
 from prefect_mlops.io import write_parquet_atomic
 from prefect_mlops.monitoring.records import (
     PREDICTION,
@@ -26,6 +26,8 @@ from prefect_mlops.names import confined
 from prefect_mlops.prediction_log import (
     FEEDBACK_COLUMNS,
     PREDICTION_COLUMNS,
+    last_logged,
+    logged_models,
     read_model_log,
 )
 from prefect_mlops.settings import Settings
@@ -90,14 +92,33 @@ def probability_list(value: Any) -> list[float] | None:
     return [float(v) for v in values]
 
 
-def window_frame(
+# What a wrong host, root or URL looks like from the reading side, and where to look.
+CHECK_LOCATION = (
+    "check that this host reads the log the service writes: MLOPS_PREDICTION_LOG_URL (a "
+    "database), else MLOPS_ARTIFACT_ROOT (the Parquet log is <root>/prediction_log), or the "
+    "window's log_url / log_dir"
+)
+
+
+class CurrentWindow(NamedTuple):
+    """The current rows and where they were read; for an empty log window, when the model's
+    latest prediction was logged there (the log is right, the window was quiet)."""
+
+    frame: pd.DataFrame
+    location: str
+    last_logged: float | None = None
+
+
+def read_window(
     spec: WindowSpec, model_name: str, config: PipelineConfig, settings: Settings
-) -> pd.DataFrame:
+) -> CurrentWindow:
     """The current rows: an explicit dataset (its last `rows`), or the prediction log window.
 
-    A dataset is read as `prefect_mlops.sources` reads any file (one without rows is refused);
-    an empty log window is "nothing to monitor". Regression labels are made numeric: the log
-    stores them as JSON, a CSV may hold blanks.
+    A dataset is read as `prefect_mlops.sources` reads any file (one without rows is refused).
+    A log that is not there, or that holds no prediction of the model, is refused naming the
+    place read (a wrong host, root or URL must not pass as a quiet window); a window without
+    rows of a log that has the model's rows is returned empty, with the model's last logged
+    time. Regression labels are made numeric: the log stores them as JSON, a CSV may hold blanks.
     """
     if spec.dataset_path:
         try:
@@ -105,14 +126,75 @@ def window_frame(
         except IngestError as exc:
             raise IngestError(f"cannot monitor {model_name}: {exc}") from exc
         frame = frame.tail(spec.rows).reset_index(drop=True) if spec.rows else frame
+        current = CurrentWindow(frame, f"dataset {spec.dataset_path}")
     else:
-        directory = Path(spec.log_dir) if spec.log_dir else settings.prediction_log_dir
+        directory = (
+            Path(spec.log_dir).expanduser().absolute()
+            if spec.log_dir
+            else settings.prediction_log_dir
+        )
         if spec.log_url is None and settings.prediction_log_url:
             spec = spec.model_copy(update={"log_url": settings.prediction_log_url})
+        check_log_exists(model_name, spec.log_url, directory)
         frame = log_frame(spec, model_name, config, directory)
+        where = safe_url(spec.log_url) if spec.log_url else str(directory)
+        last = None if len(frame) else logged_time(model_name, spec, directory, where)
+        current = CurrentWindow(frame, where, last)
+    frame = current.frame
     if config.target in frame.columns and config.task == TaskType.regression:
         frame[config.target] = pd.to_numeric(frame[config.target], errors="coerce")
-    return frame
+    return current
+
+
+def window_frame(
+    spec: WindowSpec, model_name: str, config: PipelineConfig, settings: Settings
+) -> pd.DataFrame:
+    """The current rows alone (see `read_window`)."""
+    return read_window(spec, model_name, config, settings).frame
+
+
+def check_log_exists(model_name: str, url: str | None, directory: Path) -> None:
+    """Refuse a prediction log that is not there: a Parquet folder that does not exist, or a
+    SQLite URL whose file does not (checked before reading: connecting would create it)."""
+    if url:
+        try:
+            parsed = sa.engine.make_url(url)
+        except sa.exc.ArgumentError:
+            return  # not a URL: the reader names it (IngestError)
+        database = parsed.database or ""
+        if (
+            parsed.get_backend_name() != "sqlite"
+            or database in ("", ":memory:")
+            or database.startswith("file:")
+            or Path(database).is_file()
+        ):
+            return  # a server database: a missing table is named when it is read
+        missing = f"{safe_url(url)} does not exist (no file {Path(database).absolute()})"
+    elif directory.is_dir():
+        return
+    else:
+        missing = f"{directory} does not exist"
+    raise MonitoringError(
+        f"cannot monitor {model_name}: the prediction log {missing}; {CHECK_LOCATION}"
+    )
+
+
+def logged_time(model_name: str, spec: WindowSpec, directory: Path, where: str) -> float:
+    """When the model's latest prediction of the window's sources was logged; a log holding
+    none is refused, naming what it does hold."""
+    url = spec.log_url
+    last = last_logged(model_name, url, directory, spec.sources)
+    if last is not None:
+        return last
+    if last_logged(model_name, url, directory) is not None:
+        held = "it holds rows of it from other sources: see the window's sources"
+    else:
+        models = logged_models(url, directory)
+        held = f"it holds rows of {', '.join(models[:10])}" if models else "it holds no rows"
+    raise MonitoringError(
+        f"cannot monitor {model_name}: the prediction log {where} holds no "
+        f"{'/'.join(spec.sources)} prediction of {model_name} ({held}); {CHECK_LOCATION}"
+    )
 
 
 def run_folder(settings: Settings, model_name: str) -> Path:
@@ -123,9 +205,15 @@ def run_folder(settings: Settings, model_name: str) -> Path:
 
 
 def freeze_window(
-    frame: pd.DataFrame, spec: WindowSpec, config: PipelineConfig, folder: Path
+    frame: pd.DataFrame,
+    spec: WindowSpec,
+    config: PipelineConfig,
+    folder: Path,
+    location: str = "",
+    last_logged: float | None = None,
 ) -> WindowRef:
-    """Write the window as `current.parquet` in `folder` (it may have no rows)."""
+    """Write the window as `current.parquet` in `folder` (it may have no rows); `location` and
+    `last_logged` are `CurrentWindow`'s."""
     path = folder / "current.parquet"
     write_parquet_atomic(frame, path)
     labeled = int(frame[config.target].notna().sum()) if config.target in frame.columns else 0
@@ -139,6 +227,12 @@ def freeze_window(
         has_logged_probabilities=PROBABILITIES in frame.columns,
         start=start,
         end=end,
+        location=location,
+        last_logged=(
+            None
+            if last_logged is None
+            else datetime.fromtimestamp(last_logged, UTC).isoformat(timespec="seconds")
+        ),
     )
 
 

@@ -6,6 +6,7 @@ monitors a current window written as a dataset or a prediction log.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -14,16 +15,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from flows.monitoring import MonitoringParams, monitoring_flow
 from flows.training import TrainingParams, training_flow
 from prefect_mlops.config import load_config
+from prefect_mlops.errors import MonitoringError
 from prefect_mlops.expectations.profile import init_suites
 from prefect_mlops.monitoring import (
     CATCH_ALL_RETRAINING,
     DATA_INVALID,
     DRIFT_DETECTED,
+    NO_TRAFFIC,
     PERFORMANCE_DEGRADED,
     RETRAIN_DEPLOYMENT_LABEL,
     ReferenceDataError,
@@ -262,12 +266,90 @@ def test_window_without_labels_gives_drift_only(trained) -> None:
     assert PERFORMANCE_DEGRADED not in summary.decision.events
 
 
-def test_empty_window_is_nothing_to_monitor(trained) -> None:
-    spec = WindowSpec(log_dir=str(trained["root"] / "empty-log"), hours=24)
-    summary = monitoring_flow(MonitoringParams(config_path=str(trained["config"]), window=spec))
+def logged_rows(log_dir: Path, model: str, age_hours: float, rows: int = 50) -> Path:
+    """A Parquet prediction log holding `rows` winter predictions of `model`, `age_hours` old."""
+    from prefect_mlops.prediction_log import ParquetStore, PredictionRecord
+
+    data = pd.read_csv(BIKESHARE_CSV).head(rows)
+    record = PredictionRecord(
+        request_id=f"{model}-{age_hours}",
+        timestamp=time.time() - age_hours * 3600,
+        model_name=model,
+        model_version="1",
+        columns={c: data[c].tolist() for c in FEATURES},
+        predictions=np.full(rows, 100.0),
+        probabilities=None,
+    )
+    ParquetStore(log_dir).append_predictions([record])
+    return log_dir
+
+
+def monitor_log(trained: dict, log_dir: Path, config: Path | None = None):
+    """The final state of a monitoring run of the last hour of the Parquet log at `log_dir`."""
+    spec = WindowSpec(log_dir=str(log_dir), hours=1)
+    params = MonitoringParams(config_path=str(config or trained["config"]), window=spec)
+    return monitoring_flow(params, return_state=True)
+
+
+def test_missing_log_folder_fails_the_run_naming_it(trained) -> None:
+    missing = trained["root"] / "no-such-log"
+    state = monitor_log(trained, missing)
+    assert state.is_failed()
+    assert f"cannot monitor {MODEL}: the prediction log {missing} does not exist" in state.message
+    assert "MLOPS_ARTIFACT_ROOT" in state.message and "MLOPS_PREDICTION_LOG_URL" in state.message
+    with pytest.raises(MonitoringError, match=re.escape(str(missing))):
+        state.result()
+
+
+def test_log_of_other_models_only_fails_the_run_naming_it(trained, tmp_path) -> None:
+    log_dir = logged_rows(tmp_path / "log", "another-model", age_hours=0.1)
+    state = monitor_log(trained, log_dir)
+    assert state.is_failed()
+    assert f"the prediction log {log_dir} holds no online prediction of {MODEL}" in state.message
+    assert "it holds rows of another-model" in state.message
+
+
+def test_quiet_window_ends_as_no_traffic_with_its_event(trained, tmp_path, captured_events) -> None:
+    from prefect.events.clients import AssertingEventsClient
+    from prefect.events.worker import EventsWorker
+
+    log_dir = logged_rows(tmp_path / "log", MODEL, age_hours=5)
+    state = monitor_log(trained, log_dir)
+    EventsWorker.instance().drain()
+    summary = state.result()
+    assert state.is_completed() and state.name == "No traffic"
+    assert summary.decision.outcome == "alarm" and summary.current_rows == 0
+    message = state.message
+    assert f"no rows of {MODEL} in the window (prediction log: last 1 hours)" in message
+    assert f"of the prediction log {log_dir}" in message
+    assert "its latest prediction there was logged at" in message
+    events = [
+        e for c in AssertingEventsClient.all for e in c.events if e.event.startswith("mlops.")
+    ]
+    assert [e.event for e in events] == [NO_TRAFFIC] == ["mlops.model.no-traffic"]
+    assert events[0].resource.id == model_resource_id(MODEL)
+    assert events[0].payload["window_location"] == str(log_dir)
+    assert events[0].payload["decision"]["reason"] == message
+    assert summary.mlflow_run_id is None and summary.drift is None
+
+
+def test_quiet_window_is_nothing_to_monitor_when_configured_to_skip(
+    trained, tmp_path, captured_events
+) -> None:
+    from prefect.events.clients import AssertingEventsClient
+    from prefect.events.worker import EventsWorker
+
+    raw = yaml.safe_load(trained["config"].read_text())
+    skip = {**(raw.get("monitoring") or {}), "empty_window": "skip"}
+    config = write_config(tmp_path / "skip.yaml", {**raw, "monitoring": skip})
+    state = monitor_log(trained, logged_rows(tmp_path / "log", MODEL, age_hours=5), config)
+    EventsWorker.instance().drain()
+    summary = state.result()
+    assert state.is_completed() and state.name == "Completed"
     assert summary.decision.outcome == "nothing-to-monitor"
     assert summary.events == []
-    assert summary.mlflow_run_id is None
+    emitted = [e for c in AssertingEventsClient.all for e in c.events]
+    assert not [e for e in emitted if e.event.startswith("mlops.")]
 
 
 def test_schema_change_is_validation_failure_and_drift(trained) -> None:
@@ -287,8 +369,9 @@ def test_missing_reference_snapshot_names_the_model_version(trained) -> None:
     snapshot = client.get_model_version(MODEL, version).tags["data_snapshot"]
     client.set_model_version_tag(MODEL, version, "data_snapshot", snapshot + ".gone")
     try:
-        with pytest.raises(ReferenceDataError, match=f"{MODEL} v{version}"):
+        with pytest.raises(ReferenceDataError, match=f"{MODEL} v{version}") as missing:
             monitor(trained, months(trained["data"], 7, 9).head(100), "no-reference")
+        assert f"is missing: {snapshot}.gone" in str(missing.value)
     finally:
         client.set_model_version_tag(MODEL, version, "data_snapshot", snapshot)
 

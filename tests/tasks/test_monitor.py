@@ -11,8 +11,8 @@ from prefect_mlops.monitoring import DRIFT_DETECTED, PREDICTION, WindowSpec
 from prefect_mlops.settings import Settings
 from tasks.monitor import (
     decide_monitoring,
+    judge_empty_window,
     load_current_window,
-    nothing_to_monitor,
     summarize_monitoring,
 )
 from tests.conftest import fast_config_dict
@@ -47,5 +47,7 @@ def test_summary_nests_the_report_and_validation() -> None:
     decision = decide_monitoring.fn(drift, PASSED, parse_config(fast_config_dict()))
     summary = summarize_monitoring.fn(MODEL, WINDOW, "c.yaml", decision, drift, PASSED)
     assert summary.drift == drift and summary.validation == PASSED
-    empty = summarize_monitoring.fn(MODEL, WINDOW, "c.yaml", nothing_to_monitor.fn(WINDOW))
+    skip = parse_config(fast_config_dict(monitoring={"empty_window": "skip"}))
+    nothing = judge_empty_window.fn(WINDOW, MODEL, skip)
+    empty = summarize_monitoring.fn(MODEL, WINDOW, "c.yaml", nothing)
     assert empty.decision.outcome == "nothing-to-monitor" and empty.drift is None

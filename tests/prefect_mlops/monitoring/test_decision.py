@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from prefect_mlops.config import MonitoringConfig
+from prefect_mlops.errors import MonitoringError
 from prefect_mlops.monitoring import (
     DATA_INVALID,
     DRIFT_DETECTED,
+    NO_TRAFFIC,
     PERFORMANCE_DEGRADED,
     PREDICTION,
     ColumnDrift,
@@ -14,7 +18,13 @@ from prefect_mlops.monitoring import (
     QualityChange,
     WindowRef,
 )
-from prefect_mlops.monitoring.decision import decide, nothing_to_monitor, summarize
+from prefect_mlops.monitoring.decision import (
+    alarm_name,
+    decide,
+    judge_empty_window,
+    nothing_to_monitor,
+    summarize,
+)
 from prefect_mlops.results import FailedExpectation, ValidationSummary
 
 PASSED = ValidationSummary(success=True, checkpoint="bikeshare.scoring", evaluated=10)
@@ -93,6 +103,34 @@ def test_empty_window_is_nothing_to_monitor() -> None:
     assert decision.outcome == "nothing-to-monitor"
     assert decision.events == []
     assert "prediction log" in decision.reason
+
+
+QUIET = WindowRef(
+    uri="w/current.parquet",
+    rows=0,
+    labeled_rows=0,
+    source="prediction log: last 1 hours",
+    location="/shared/prediction_log",
+    last_logged="2026-12-01T15:00:00+00:00",
+)
+
+
+def test_empty_window_of_a_logged_model_is_a_no_traffic_alarm_by_default() -> None:
+    decision = judge_empty_window(QUIET, "m", MonitoringConfig())
+    assert decision.outcome == "alarm" and decision.events == [NO_TRAFFIC]
+    assert decision.reason == (
+        "no traffic: no rows of m in the window (prediction log: last 1 hours) of the "
+        "prediction log /shared/prediction_log; its latest prediction there was logged at "
+        "2026-12-01T15:00:00+00:00"
+    )
+    assert alarm_name(decision) == "No traffic"
+
+
+def test_empty_window_policy_skip_or_fail() -> None:
+    skipped = judge_empty_window(QUIET, "m", MonitoringConfig(empty_window="skip"))
+    assert skipped == nothing_to_monitor(QUIET) and skipped.events == []
+    with pytest.raises(MonitoringError, match=r"no rows of m .*/shared/prediction_log.*: fail\)"):
+        judge_empty_window(QUIET, "m", MonitoringConfig(empty_window="fail"))
 
 
 def test_summary_holds_the_report_and_validation_whole() -> None:

@@ -11,9 +11,15 @@ import pytest
 from pydantic import ValidationError
 
 from prefect_mlops.config import PipelineConfig
-from prefect_mlops.errors import IngestError
+from prefect_mlops.errors import IngestError, MonitoringError
 from prefect_mlops.monitoring import PREDICTION, WindowSpec
-from prefect_mlops.monitoring.window import freeze_window, log_frame, run_folder, window_frame
+from prefect_mlops.monitoring.window import (
+    freeze_window,
+    log_frame,
+    read_window,
+    run_folder,
+    window_frame,
+)
 from prefect_mlops.prediction_log import FeedbackRecord, ParquetStore, PredictionRecord, SqlStore
 from prefect_mlops.settings import Settings
 
@@ -168,6 +174,41 @@ def test_log_window_reads_the_shared_log_url_by_default(
     assert settings.prediction_log_url == url
     assert len(window_frame(WindowSpec(), MODEL, config, settings)) == 2
     monkeypatch.delenv("MLOPS_SERVE_LOG_URL")
-    assert window_frame(
-        WindowSpec(), MODEL, config, settings.model_copy(update={"prediction_log_url": None})
-    ).empty
+    with pytest.raises(MonitoringError, match=f"{tmp_path / 'empty'}.* does not exist"):
+        window_frame(
+            WindowSpec(), MODEL, config, settings.model_copy(update={"prediction_log_url": None})
+        )
+
+
+def test_missing_sqlite_log_is_refused_by_name_and_not_created(
+    tmp_path: Path, config: PipelineConfig
+) -> None:
+    url = f"sqlite:///{tmp_path / 'other-host.db'}"
+    with pytest.raises(MonitoringError, match=f"cannot monitor {MODEL}: the prediction log {url}"):
+        window_frame(WindowSpec(log_url=url), MODEL, config, Settings(artifact_root=tmp_path))
+    assert not (tmp_path / "other-host.db").exists()
+
+
+def test_sql_log_without_the_model_is_refused_naming_what_it_holds(
+    tmp_path: Path, config: PipelineConfig
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    SqlStore(url).append_predictions([record("r", 1, model="x")])
+    settings = Settings(artifact_root=tmp_path)
+    with pytest.raises(MonitoringError, match=r"holds no online prediction of .* rows of x\)"):
+        window_frame(WindowSpec(log_url=url), MODEL, config, settings)
+
+
+def test_quiet_log_window_is_empty_with_the_models_last_logged_time(
+    log_dir: Path, config: PipelineConfig, tmp_path: Path
+) -> None:
+    settings = Settings(artifact_root=tmp_path)
+    current = read_window(WindowSpec(hours=0.5, log_dir=str(log_dir)), MODEL, config, settings)
+    assert current.frame.empty and current.location == str(log_dir)
+    assert current.last_logged == pytest.approx(time.time() - 3600, abs=60)  # "new", not "x"
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    SqlStore(url).append_predictions([record("old", 48), record("new", 1)])
+    quiet = read_window(WindowSpec(hours=0.5, log_url=url), MODEL, config, settings)
+    assert quiet.frame.empty and quiet.last_logged == pytest.approx(current.last_logged, abs=60)
+    window = freeze_window(quiet.frame, WindowSpec(hours=0.5), config, tmp_path, quiet.location)
+    assert window.rows == 0 and window.location == url
