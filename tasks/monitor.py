@@ -58,6 +58,14 @@ def resolve_monitored_model(name: str, alias: str, settings: Settings) -> Monito
         model.snapshot_uri,
         "its holdout" if model.holdout_uri else "its training snapshot (no holdout file)",
     )
+    if model.missing_holdout:  # quality baselines stay the logged holdout metrics
+        run_logger().warning(
+            "holdout split of %s v%s is missing: %s; the quality report compares against the "
+            "training snapshot instead",
+            name,
+            model.version,
+            model.missing_holdout,
+        )
     return model
 
 

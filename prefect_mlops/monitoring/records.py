@@ -129,6 +129,9 @@ class MonitoredModel(BaseModel):
     holdout_uri: str | None = Field(
         default=None, description="the training run's holdout split, when its file still exists"
     )
+    missing_holdout: str | None = Field(
+        default=None, description="the holdout split its training run logged, when it is gone"
+    )
 
 
 class WindowRef(BaseModel):

@@ -23,9 +23,9 @@ HOLDOUT_PREFIX = "holdout_"
 DATASET_CONTEXT_TAG = "mlflow.data.context"
 
 
-def holdout_path(run: Run | None) -> str | None:
-    """The local holdout split a training run logged as its `holdout` dataset input, if the file
-    is still there (the quality report's reference: rows the model never trained on)."""
+def logged_holdout(run: Run | None) -> str | None:
+    """The local path of the holdout split a training run logged as its `holdout` dataset input
+    (the quality report's reference: rows the model never trained on), there or not."""
     inputs = run.inputs.dataset_inputs if run is not None and run.inputs else []
     for item in inputs:
         if not any(t.key == DATASET_CONTEXT_TAG and t.value == "holdout" for t in item.tags):
@@ -35,9 +35,14 @@ def holdout_path(run: Run | None) -> str | None:
         except (ValueError, AttributeError):
             return None
         parsed = urlparse(uri)
-        path = Path(url2pathname(parsed.path)) if parsed.scheme == "file" else Path(uri)
-        return str(path) if path.is_file() else None
+        return str(Path(url2pathname(parsed.path)) if parsed.scheme == "file" else Path(uri))
     return None
+
+
+def holdout_path(run: Run | None) -> str | None:
+    """The training run's holdout split (`logged_holdout`), if the file is still there."""
+    path = logged_holdout(run)
+    return path if path and Path(path).is_file() else None
 
 
 def resolve_monitored_model(client: MlflowClient, name: str, alias: str) -> MonitoredModel:
@@ -76,6 +81,7 @@ def resolve_monitored_model(client: MlflowClient, name: str, alias: str) -> Moni
         },
         positive_label=decode_label(run_tags.get(POSITIVE_LABEL_TAG)),
         holdout_uri=holdout_path(run),
+        missing_holdout=None if holdout_path(run) else logged_holdout(run),
     )
 
 

@@ -15,7 +15,7 @@ from prefect_mlops.config import PipelineConfig
 from prefect_mlops.features import build_preprocessor
 from prefect_mlops.lineage import describe_dataset
 from prefect_mlops.monitoring import PREDICTION, MonitoredModel, WindowRef
-from prefect_mlops.monitoring.reference import DATASET_CONTEXT_TAG, holdout_path
+from prefect_mlops.monitoring.reference import DATASET_CONTEXT_TAG, holdout_path, logged_holdout
 from prefect_mlops.monitoring.scoring import (
     reference_schema,
     schema_problems,
@@ -77,3 +77,4 @@ def test_holdout_path_is_the_training_runs_holdout_input(
     assert holdout_path(client.get_run(run_id)) == str(holdout.resolve())
     holdout.unlink()
     assert holdout_path(client.get_run(run_id)) is None
+    assert logged_holdout(client.get_run(run_id)) == str(holdout.resolve())  # named when gone

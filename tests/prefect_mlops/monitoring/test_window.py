@@ -189,6 +189,17 @@ def test_missing_sqlite_log_is_refused_by_name_and_not_created(
     assert not (tmp_path / "other-host.db").exists()
 
 
+def test_unreachable_sql_log_is_named_with_its_password_masked(
+    tmp_path: Path, config: PipelineConfig
+) -> None:
+    url = "postgresql://mlops:s3cret@127.0.0.1:1/predictions"  # nothing listens on port 1
+    with pytest.raises(IngestError) as refused:
+        window_frame(WindowSpec(log_url=url), MODEL, config, Settings(artifact_root=tmp_path))
+    message = str(refused.value)
+    assert "prediction log postgresql://mlops:***@127.0.0.1:1/predictions" in message
+    assert MODEL in message and "s3cret" not in message
+
+
 def test_sql_log_without_the_model_is_refused_naming_what_it_holds(
     tmp_path: Path, config: PipelineConfig
 ) -> None:
