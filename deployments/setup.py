@@ -25,12 +25,15 @@ from prefect.exceptions import ObjectNotFound
 from prefect.variables import Variable
 
 from deployments.deploy import DeployError, check_server
+from prefect_mlops.monitoring.records import DRIFT_DETECTED, NO_TRAFFIC, PERFORMANCE_DEGRADED
 
 WORK_POOL = "mlops-process"
 NOTIFY_BLOCK = "mlops-notify"
 SERVE_TOKEN_BLOCK = "mlops-serve-token"
 STALE_VARIABLE = "mlops_model_name"
-MODEL_EVENTS = ("mlops.model.drift-detected", "mlops.model.performance-degraded")
+# A quiet window (mlops.model.no-traffic: a served model logged nothing) pages too: the service
+# may be down, or its log may go where monitoring does not read.
+MODEL_EVENTS = (DRIFT_DETECTED, PERFORMANCE_DEGRADED, NO_TRAFFIC)
 
 
 def ensure_work_pool() -> str:
@@ -45,7 +48,8 @@ def ensure_work_pool() -> str:
 
 
 def ensure_notifications(webhook_url: str) -> list[str]:
-    """A webhook block and two automations: model drift or decay, and any failed flow run."""
+    """A webhook block and two automations: model drift, decay or silence, and any failed flow
+    run."""
     block = CustomWebhookNotificationBlock(
         name="mlops", url=webhook_url, json_data={"text": "{{body}}", "title": "{{subject}}"}
     )
@@ -54,8 +58,9 @@ def ensure_notifications(webhook_url: str) -> list[str]:
         Automation(
             name="mlops: model drift or decay",
             description=(
-                "Notify when a monitoring run reports drift (mlops.model.drift-detected) or a "
-                "performance drop (mlops.model.performance-degraded) of any model; the message "
+                "Notify when a monitoring run reports drift (mlops.model.drift-detected), a "
+                "performance drop (mlops.model.performance-degraded) or no traffic in its window "
+                "(mlops.model.no-traffic) of any model; the message "
                 "names the model version, window, reason, report and MLflow run."
             ),
             trigger=EventTrigger(
