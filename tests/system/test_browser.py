@@ -1,7 +1,8 @@
 """What a person sees, in Debian's Chromium driven by Playwright (never a downloaded browser).
 
 Real servers on loopback: the report server over a Data Docs site built by a real validation,
-and the prediction service over a registered model. Each page is opened in a browser context
+the prediction service over a registered model, and the stack (`deployed`): the Prefect and
+MLflow UIs after a training deployment run. Each page is opened in a browser context
 that refuses every request leaving loopback, and the test fails when any request of the page
 fails: the pages must render with no network. Screenshots are kept under
 .test-logs/screenshots/. Needs Chromium: `.ci/install-chromium.sh` (CI runs it).
@@ -9,6 +10,8 @@ fails: the pages must render with no network. Screenshots are kept under
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import socket
 import threading
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 import uvicorn
 from mlflow.tracking import MlflowClient
@@ -25,10 +29,13 @@ from mlflow.tracking import MlflowClient
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.expectations.run import validate_frame
 from prefect_mlops.report_server import create_app as create_report_app
+from prefect_mlops.reports import mlflow_version_url, number
 from prefect_mlops.settings import Settings
 from serving.app import create_app as create_service_app
+from tests.conftest import fast_config_dict, write_config
 from tests.prefect_mlops.expectations.helpers import copy_gx
 from tests.serving.conftest import REGRESSOR, Store, make_settings, register
+from tests.system.conftest import Stack
 
 pytestmark = pytest.mark.system
 
@@ -225,3 +232,92 @@ def test_service_redoc_renders_offline_asking_no_other_host(
     # Not one request off loopback, not even one the page's CSP refused (cdn.redoc.ly's logo was).
     assert not context.problems(), context.problems()
     assert "default-src 'self'" in policy  # and the page may load from the service only
+
+
+BROWSER_MODEL = "browser-demand"
+MLFLOW_NO_AUTH = "/ajax-api/2.0/mlflow/users/current (404)"
+
+
+def training_run_of(stack: Stack, config: Path) -> dict[str, Any]:
+    """The training flow run on the stack's server that was started with `config`."""
+    body = {"flows": {"name": {"any_": ["training"]}}, "sort": "START_TIME_DESC", "limit": 20}
+    found = httpx.post(f"{stack.settings.prefect_api_url}/flow_runs/filter", json=body, timeout=10)
+    found.raise_for_status()
+    runs = [r for r in found.json() if r["parameters"]["params"]["config_path"] == str(config)]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def artifact_id(stack: Stack, flow_run_id: str, key: str) -> str:
+    body = {"artifacts": {"key": {"any_": [key]}}, "flow_runs": {"id": {"any_": [flow_run_id]}}}
+    found = httpx.post(f"{stack.settings.prefect_api_url}/artifacts/filter", json=body, timeout=10)
+    found.raise_for_status()
+    assert len(found.json()) == 1, found.json()
+    return str(found.json()[0]["id"])
+
+
+def page_text(context: Offline, url: str, awaited: str, shot: Path) -> str:
+    """The text of the page at `url` once `awaited` shows (screenshot and text kept either
+    way), its whitespace collapsed (inline code and table cells break lines in innerText)."""
+    page = context.page()
+    page.goto(url)
+    try:
+        page.get_by_text(awaited).first.wait_for(timeout=60_000)
+    finally:
+        page.screenshot(path=str(shot), full_page=True)
+        text = " ".join(page.inner_text("body").split())
+        shot.with_suffix(".txt").write_text(text)
+    assert awaited in text, text[:3000]
+    return text
+
+
+def test_a_deployed_training_run_reads_in_the_prefect_and_mlflow_uis(
+    deployed: Stack, browser: Any, shots: Path, tmp_path: Path
+) -> None:
+    """A training run on the stack: its summary artifact in the Prefect UI and the version it
+    registered in the MLflow UI each show the model, its version, the verdict and the figures."""
+    stack = deployed
+    raw = fast_config_dict(name="browser", registered_model_name=BROWSER_MODEL)
+    config = write_config(tmp_path / "browser.yaml", raw)
+    params = json.dumps({"config_path": str(config)})
+    run = stack.run(
+        "prefect", "deployment", "run", "training/train", "--watch", "--param", f"params={params}"
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    flow_run = training_run_of(stack, config)
+    summary_id = artifact_id(stack, flow_run["id"], "training-browser")
+    body = {"flow_runs": {"id": {"any_": [flow_run["id"]]}}}
+    tasks = httpx.post(f"{stack.settings.prefect_api_url}/task_runs/filter", json=body, timeout=10)
+    names = [t["name"] for t in tasks.json()]
+    assert f"register {BROWSER_MODEL}" in names, names
+    # Only log_model keeps Prefect's `<function>-<key>` (the crash test waits for that name).
+    defaults = [n.rsplit("-", 1)[0] for n in names if re.fullmatch(r"\w+-\w{1,4}", n)]
+    assert defaults == ["log_model"], names
+    client = MlflowClient(tracking_uri=stack.settings.mlflow_url)
+    version = client.get_model_version(BROWSER_MODEL, "1")
+    holdout = client.get_run(str(version.run_id)).data.metrics
+    prefect_ui = stack.settings.prefect_api_url.removesuffix("/api")
+    version_url = mlflow_version_url(stack.settings.mlflow_url, BROWSER_MODEL, "1")
+    assert version_url is not None
+
+    with Offline(browser) as context:
+        prefect_text = page_text(
+            context,
+            f"{prefect_ui}/artifacts/artifact/{summary_id}",
+            "Training run: browser",
+            shots / "prefect-training-summary.png",
+        )
+        mlflow_text = page_text(
+            context, version_url, "Promoted to champion", shots / "mlflow-model-version.png"
+        )
+
+    # The summary: the version registered, the gate's verdict, the holdout figures as logged.
+    assert re.search(rf"{BROWSER_MODEL}\W{{0,3}}v1", prefect_text), prefect_text[-3000:]
+    for shown in ("champion", "BLESSED", number(holdout["holdout_rmse"])):
+        assert shown in prefect_text, (shown, prefect_text[-3000:])
+    # The version: its number, aliases and the gate decision with the same figures.
+    for shown in (BROWSER_MODEL, "Version 1", "champion", f"{holdout['holdout_rmse']:.4g}"):
+        assert shown in mlflow_text, (shown, mlflow_text[-3000:])
+    # MLflow's UI asks who is signed in; a server without auth answers 404 and the UI goes on.
+    problems = [p for p in context.problems() if not p.endswith(MLFLOW_NO_AUTH)]
+    assert not problems, problems
