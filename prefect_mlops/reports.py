@@ -76,9 +76,11 @@ snapshot `{snapshot.uri}`
 **Rerun of `{version.name}` v{version.version}** (aliases: {", ".join(version.aliases) or "-"}):
 {readable(result.promotion_reason)}.
 """
-    label = f"`{version.name}` v{version.version}"
+    # Link text is plain: the Prefect UI shows backticks inside a link literally.
     url = mlflow_version_url(tracking_uri, version.name, version.version)
-    registered = f"{f'[{label}]({url})' if url else label} (aliases: {', '.join(version.aliases)})"
+    plain = f"{version.name} v{version.version}"
+    label = f"[{plain}]({url})" if url else f"`{version.name}` v{version.version}"
+    registered = f"{label} (aliases: {', '.join(version.aliases)})"
     return f"""{header}
 ## Candidates
 {leaderboard_markdown(scores)}
@@ -149,7 +151,7 @@ def mlflow_run_text(tracking_uri: str, run_id: str | None) -> str:
         return "no run"
     url = mlflow_run_url(tracking_uri, run_id)
     if url:
-        return f"[run `{run_id}`]({url})"
+        return f"[run {run_id}]({url})"  # plain: backticks in a link show literally
     return (
         f"run `{run_id}` in `{tracking_uri}` (no MLflow server: `mlflow ui` on that store shows it)"
     )

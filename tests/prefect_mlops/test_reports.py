@@ -46,4 +46,4 @@ def test_mlflow_pages_are_linked_only_on_a_tracking_server() -> None:
     )
     assert mlflow_run_url("sqlite:///m.db", "abc") is None
     assert mlflow_run_text("sqlite:///m.db", "abc").startswith("run `abc` in `sqlite:///m.db`")
-    assert mlflow_run_text("http://h:5000", "abc") == "[run `abc`](http://h:5000/#/runs/abc)"
+    assert mlflow_run_text("http://h:5000", "abc") == "[run abc](http://h:5000/#/runs/abc)"
