@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx
+import pandas as pd
 import pytest
 import uvicorn
 from mlflow.tracking import MlflowClient
@@ -32,7 +33,7 @@ from prefect_mlops.report_server import create_app as create_report_app
 from prefect_mlops.reports import mlflow_version_url, number
 from prefect_mlops.settings import Settings
 from serving.app import create_app as create_service_app
-from tests.conftest import fast_config_dict, write_config
+from tests.conftest import BIKESHARE_CSV, fast_config_dict, write_config
 from tests.prefect_mlops.expectations.helpers import copy_gx
 from tests.serving.conftest import REGRESSOR, Store, make_settings, register
 from tests.system.conftest import Stack
@@ -321,3 +322,42 @@ def test_a_deployed_training_run_reads_in_the_prefect_and_mlflow_uis(
     # MLflow's UI asks who is signed in; a server without auth answers 404 and the UI goes on.
     problems = [p for p in context.problems() if not p.endswith(MLFLOW_NO_AUTH)]
     assert not problems, problems
+
+    # Monitoring that version on July's rows: its summary in the Prefect UI links the Evidently
+    # drift report, which opens from that link on the stack's report server, offline.
+    frame = pd.read_csv(BIKESHARE_CSV)
+    july = tmp_path / "july.csv"
+    frame[pd.to_datetime(frame["timestamp"]).dt.month == 7].to_csv(july, index=False)
+    monitored = stack.run(
+        "mlops", "monitor", "--config", str(config), "--dataset", str(july), "--no-events"
+    )
+    assert monitored.returncode == 0, monitored.stdout[-3000:] + monitored.stderr[-3000:]
+    monitoring = latest_run_of(stack, "monitoring", config)
+    summary = artifact_id(stack, monitoring["id"], f"monitoring-{BROWSER_MODEL}")
+    with Offline(browser) as context:
+        page = context.page()
+        page.goto(f"{prefect_ui}/artifacts/artifact/{summary}")
+        anchor = page.get_by_role("link", name="drift report")
+        try:
+            anchor.wait_for(timeout=60_000)
+        finally:
+            page.screenshot(path=str(shots / "prefect-monitoring-summary.png"), full_page=True)
+        link = anchor.get_attribute("href")
+        assert link and link.startswith(stack.settings.reports_url), link
+        report = page_text(context, link, "temp", shots / "evidently-drift-report.png")
+    # Summary first (July's rows drift from the training year), then every feature's test.
+    for shown in ("Dataset Drift is detected", "Share of Drifted Columns", "Drift in column"):
+        assert shown in report, (shown, report[:3000])
+    for column in ("hum", "windspeed", "prediction"):
+        assert column in report, (column, report[:3000])
+    assert not context.problems(), context.problems()
+
+
+def latest_run_of(stack: Stack, flow: str, config: Path) -> dict[str, Any]:
+    """The newest run of `flow` on the stack's server started with `config`."""
+    body = {"flows": {"name": {"any_": [flow]}}, "sort": "START_TIME_DESC", "limit": 20}
+    found = httpx.post(f"{stack.settings.prefect_api_url}/flow_runs/filter", json=body, timeout=10)
+    found.raise_for_status()
+    runs = [r for r in found.json() if r["parameters"]["params"]["config_path"] == str(config)]
+    assert runs, [r["parameters"] for r in found.json()]
+    return runs[0]
