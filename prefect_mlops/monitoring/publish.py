@@ -17,7 +17,7 @@ from prefect_mlops.monitoring.drift import DRIFT_HTML, QUALITY_HTML
 from prefect_mlops.monitoring.records import DriftSummary, model_resource_id
 from prefect_mlops.names import check_name
 from prefect_mlops.report_links import report_link
-from prefect_mlops.reports import mlflow_ui_base, number
+from prefect_mlops.reports import mlflow_run_url, mlflow_ui_base, number
 from prefect_mlops.results import ValidationSummary
 from prefect_mlops.settings import Settings
 
@@ -76,6 +76,14 @@ def _report(uri: str | None, settings: Settings, label: str) -> str:
     return report_link(uri, settings, label) if uri else "-"
 
 
+def _run_link(run_id: str | None, settings: Settings) -> str:
+    """The monitoring run's page in the MLflow UI; its id alone without an MLflow server."""
+    if not run_id:
+        return "-"
+    url = mlflow_run_url(settings.tracking_uri, run_id)
+    return f"[{run_id}]({url})" if url else f"`{run_id}`"
+
+
 def markdown_summary(summary: DriftSummary, settings: Settings) -> str:
     """The monitoring outcome for the Prefect UI, each report linked by its report-server URL."""
     drift = summary.drift
@@ -111,7 +119,7 @@ def markdown_summary(summary: DriftSummary, settings: Settings) -> str:
         ("schema", "; ".join(drift.schema_problems if drift else []) or "unchanged"),
         ("report", _report(summary.report_uri, settings, "drift report")),
         ("quality report", _report(quality_html, settings, "quality report")),
-        ("MLflow run", f"`{summary.mlflow_run_id}`" if summary.mlflow_run_id else "-"),
+        ("MLflow run", _run_link(summary.mlflow_run_id, settings)),
         ("events", ", ".join(summary.events) or "none"),
     ]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)

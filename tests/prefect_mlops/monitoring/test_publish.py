@@ -84,6 +84,14 @@ def test_markdown_links_each_report_by_its_report_server_url(tmp_path: Path) -> 
     moved = drift.model_copy(update={"html_uri": "/x.html"})
     elsewhere = summary.model_copy(update={"drift": moved})
     assert "| report | drift report: `/x.html` |" in markdown_summary(elsewhere, settings)
+    # The MLflow run: a link with an MLflow server, its id alone with a local store.
+    ran = summary.model_copy(update={"mlflow_run_id": "abc123"})
+    served = settings.model_copy(update={"tracking_uri": "http://127.0.0.1:5000"})
+    assert "| MLflow run | [abc123](http://127.0.0.1:5000/#/runs/abc123) |" in markdown_summary(
+        ran, served
+    )
+    local = settings.model_copy(update={"tracking_uri": "sqlite:///m.db"})
+    assert "| MLflow run | `abc123` |" in markdown_summary(ran, local)
 
 
 def test_markdown_of_an_empty_window(tmp_path: Path) -> None:
