@@ -53,7 +53,7 @@ def prepare_model_logging() -> list[str]:
     return warm_up_model_logging()
 
 
-@task(**IO_RETRIES)
+@task(**IO_RETRIES, task_run_name="log model {name}")
 def log_model(
     model: Pipeline,
     split: SplitRefs,

@@ -123,7 +123,7 @@ def test_a_training_run_killed_mid_stage_is_closed_by_cleanup(
         "validation": [(task_started(stack, config, "validate "), 0.1)],
         "tuning": [(task_started(stack, config, "cv "), 0.2)],
         "registration": [  # log_model, its load check and the gate come just before
-            (task_started(stack, config, "log_model-", any_state), 0.5),
+            (task_started(stack, config, "log model ", any_state), 0.5),
             (version_created(client, model), 0.02),
         ],
     }[stage]

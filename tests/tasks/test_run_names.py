@@ -47,9 +47,8 @@ def attribute_type(owner: Any, attribute: str) -> Any:
     return typing.get_type_hints(member.fget).get("return", Any)
 
 
-# Left under Prefect's default name (`log_model-<key>`): tests/system/test_crash_recovery.py
-# waits for that name; renaming it needs that test changed with it.
-DEFAULT_NAMED = {"log_model"}
+# Tasks left under Prefect's default name (`<function>-<key>`): none.
+DEFAULT_NAMED: set[str] = set()
 
 
 @pytest.mark.parametrize("task", all_tasks(), ids=lambda t: t.fn.__name__)
