@@ -46,4 +46,4 @@ bench: install
 	$(BIN)/python -m bench.training
 
 clean:
-	rm -rf artifacts mlflow.db .prefect great_expectations/uncommitted
+	rm -rf artifacts mlflow.db .prefect .prefect-system great_expectations/uncommitted
