@@ -7,9 +7,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from prefect_mlops.stack import StackSettings, stack_down, stack_env, stack_up
@@ -45,6 +47,30 @@ class Stack:
 
 
 LOOP_MODEL = "loop-demand"
+
+
+def wait_for(predicate, seconds: float, what: str):
+    """`predicate()`'s first truthy value, polled every 2 s for at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(2)
+    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+
+
+def flow_runs(stack: Stack, flow: str) -> list[dict]:
+    """The last 20 runs of `flow` on the stack's server (not the test harness), newest first."""
+    body = {
+        "flows": {"name": {"any_": [flow]}},
+        "sort": "EXPECTED_START_TIME_DESC",
+        "limit": 20,
+        "offset": 0,
+    }
+    found = httpx.post(f"{stack.settings.prefect_api_url}/flow_runs/filter", json=body, timeout=10)
+    found.raise_for_status()
+    return found.json()
 
 
 @pytest.fixture(scope="session")

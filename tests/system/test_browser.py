@@ -36,7 +36,7 @@ from serving.app import create_app as create_service_app
 from tests.conftest import BIKESHARE_CSV, fast_config_dict, write_config
 from tests.prefect_mlops.expectations.helpers import copy_gx
 from tests.serving.conftest import REGRESSOR, Store, make_settings, register
-from tests.system.conftest import Stack
+from tests.system.conftest import Stack, flow_runs
 
 pytestmark = pytest.mark.system
 
@@ -239,12 +239,18 @@ BROWSER_MODEL = "browser-demand"
 MLFLOW_NO_AUTH = "/ajax-api/2.0/mlflow/users/current (404)"
 
 
+def runs_with(stack: Stack, flow: str, config: Path) -> list[dict[str, Any]]:
+    """The runs of `flow` on the stack's server started with `config`, newest first."""
+    return [
+        r
+        for r in flow_runs(stack, flow)
+        if r["parameters"].get("params", {}).get("config_path") == str(config)
+    ]
+
+
 def training_run_of(stack: Stack, config: Path) -> dict[str, Any]:
     """The training flow run on the stack's server that was started with `config`."""
-    body = {"flows": {"name": {"any_": ["training"]}}, "sort": "START_TIME_DESC", "limit": 20}
-    found = httpx.post(f"{stack.settings.prefect_api_url}/flow_runs/filter", json=body, timeout=10)
-    found.raise_for_status()
-    runs = [r for r in found.json() if r["parameters"]["params"]["config_path"] == str(config)]
+    runs = runs_with(stack, "training", config)
     assert len(runs) == 1, runs
     return runs[0]
 
@@ -333,7 +339,9 @@ def test_a_deployed_training_run_reads_in_the_prefect_and_mlflow_uis(
         "mlops", "monitor", "--config", str(config), "--dataset", str(july), "--no-events"
     )
     assert monitored.returncode == 0, monitored.stdout[-3000:] + monitored.stderr[-3000:]
-    monitoring = latest_run_of(stack, "monitoring", config)
+    monitorings = runs_with(stack, "monitoring", config)
+    assert monitorings, flow_runs(stack, "monitoring")
+    monitoring = monitorings[0]
     summary = artifact_id(stack, monitoring["id"], f"monitoring-{BROWSER_MODEL}")
     with Offline(browser) as context:
         page = context.page()
@@ -352,13 +360,3 @@ def test_a_deployed_training_run_reads_in_the_prefect_and_mlflow_uis(
     for column in ("hum", "windspeed", "prediction"):
         assert column in report, (column, report[:3000])
     assert not context.problems(), context.problems()
-
-
-def latest_run_of(stack: Stack, flow: str, config: Path) -> dict[str, Any]:
-    """The newest run of `flow` on the stack's server started with `config`."""
-    body = {"flows": {"name": {"any_": [flow]}}, "sort": "START_TIME_DESC", "limit": 20}
-    found = httpx.post(f"{stack.settings.prefect_api_url}/flow_runs/filter", json=body, timeout=10)
-    found.raise_for_status()
-    runs = [r for r in found.json() if r["parameters"]["params"]["config_path"] == str(config)]
-    assert runs, [r["parameters"] for r in found.json()]
-    return runs[0]

@@ -8,7 +8,6 @@ Driven through deployments as a user would: the training and monitoring runs are
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from deployments.replay import replay, wait_for_log
 from tests.conftest import BIKESHARE_CONFIG, BIKESHARE_CSV
-from tests.system.conftest import LOOP_MODEL, Stack
+from tests.system.conftest import LOOP_MODEL, Stack, flow_runs, wait_for
 
 pytestmark = pytest.mark.system
 
@@ -54,16 +53,6 @@ def served_version(url: str) -> str | None:
     return str(answer.json()["version"]) if answer.status_code == 200 else None
 
 
-def wait_for(predicate, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(2)
-    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
-
-
 def model_events(stack: Stack) -> dict[str, dict]:
     """Monitoring events about the loop's model that reached the Prefect server, by name."""
     body = {"filter": {"event": {"prefix": ["mlops.model."]}}, "limit": 50}
@@ -78,15 +67,7 @@ def model_events(stack: Stack) -> dict[str, dict]:
 
 def training_runs(stack: Stack) -> list[dict]:
     """Every run of the training flow on the stack's server (not the test harness), newest first."""
-    body = {
-        "flows": {"name": {"any_": ["training"]}},
-        "sort": "EXPECTED_START_TIME_DESC",
-        "limit": 20,
-        "offset": 0,
-    }
-    found = httpx.post(f"{stack.settings.prefect_api_url}/flow_runs/filter", json=body, timeout=10)
-    found.raise_for_status()
-    return found.json()
+    return flow_runs(stack, "training")
 
 
 def triggered_training_runs(stack: Stack) -> list[dict]:

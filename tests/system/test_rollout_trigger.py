@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from deployments.replay import free_port
 from tests.conftest import BIKESHARE_CONFIG, BIKESHARE_CSV
-from tests.system.conftest import ROOT, Stack
+from tests.system.conftest import ROOT, Stack, flow_runs, wait_for
 
 pytestmark = pytest.mark.system
 
@@ -102,16 +102,6 @@ class Load:
                 time.sleep(0.02)
 
 
-def wait_for(predicate, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(2)
-    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
-
-
 def served(url: str) -> dict | None:
     try:
         answer = httpx.get(f"{url}/metadata", timeout=10)
@@ -121,16 +111,9 @@ def served(url: str) -> dict | None:
 
 
 def rollout_runs(stack: Stack) -> list[dict]:
-    """Runs of the rollout flow on the stack's server, newest first."""
-    body = {
-        "flows": {"name": {"any_": ["rollout"]}},
-        "sort": "EXPECTED_START_TIME_DESC",
-        "limit": 20,
-        "offset": 0,
-    }
-    found = httpx.post(f"{stack.settings.prefect_api_url}/flow_runs/filter", json=body, timeout=10)
-    found.raise_for_status()
-    return [r for r in found.json() if r["parameters"].get("params", {}).get("version") == "2"]
+    """Runs of the rollout flow of v2 on the stack's server, newest first."""
+    runs = flow_runs(stack, "rollout")
+    return [r for r in runs if r["parameters"].get("params", {}).get("version") == "2"]
 
 
 def finished(runs: list[dict]) -> list[dict]:
