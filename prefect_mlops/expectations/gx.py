@@ -8,10 +8,11 @@ these functions only, apart from building expectations and reading results.
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -31,8 +32,10 @@ from great_expectations.data_context.types.resource_identifiers import (
 )
 from great_expectations.datasource.fluent import PandasDatasource
 from great_expectations.exceptions import DataContextError
-from great_expectations.execution_engine import pandas_execution_engine
+from great_expectations.execution_engine import PandasExecutionEngine, pandas_execution_engine
 from great_expectations.expectations.expectation import Expectation
+from great_expectations.expectations.metrics.map_metric_provider import column_condition_partial
+from great_expectations.expectations.registry import _registered_metrics
 
 from prefect_mlops.expectations.data_docs import make_site_offline, site_dir_of
 from prefect_mlops.settings import Settings
@@ -40,8 +43,10 @@ from prefect_mlops.settings import Settings
 DATASOURCE_NAME = "pandas"
 BATCH_DEFINITION_NAME = "whole-dataframe"
 DATA_DOCS_SITE = "local_site"
-# pandas options are process-wide: checkpoint runs take turns so each restores what it found.
-_COPY_ON_WRITE_LOCK = threading.Lock()
+IN_TYPE_LIST_CONDITION = "column_values.in_type_list.condition"
+# pandas options and GX's metric registry are process-wide: checkpoint runs take turns so each
+# restores what it found.
+_FAST_PATHS_LOCK = threading.Lock()
 
 
 def project_exists(settings: Settings) -> bool:
@@ -148,13 +153,20 @@ def run_checkpoint(
         # (or one whose Data Docs are wanted) pays for the checkpoint's detailed run, whose
         # stored result replaces the quick one: a BOOLEAN_ONLY result has no observed values,
         # so its Data Docs page would show "--" in every row.
-        with _copy_on_write():
+        with _fast_paths():
             result = None if report else _quick_pass(checkpoint, frame, run_id)
             if result is None or not result.success:
                 result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
     finally:
         _forget_batches(context)
     return result
+
+
+@contextmanager
+def _fast_paths() -> Iterator[None]:
+    """GX's pandas engine with the two workarounds below, for one checkpoint run at a time."""
+    with _FAST_PATHS_LOCK, _copy_on_write(), _vectorised_text_type_check():
+        yield
 
 
 @contextmanager
@@ -167,8 +179,57 @@ def _copy_on_write() -> Iterator[None]:
     validating 1M rows). With it the all-true selection is a lazy copy; values and results are
     the same (GX supports pandas 3, where this is the only mode).
     """
-    with _COPY_ON_WRITE_LOCK, pd.option_context("mode.copy_on_write", True):
+    with pd.option_context("mode.copy_on_write", True):
         yield
+
+
+@contextmanager
+def _vectorised_text_type_check() -> Iterator[None]:
+    """`expect_column_values_to_be_in_type_list` on a text column without a Python call per value.
+
+    On an object column GX 1.24 maps `isinstance(value, types)` over every value: 0.2 s per text
+    column of 1M rows, per checkpoint run (mnth and weathersit of the example). The condition
+    metric's pandas provider is swapped, for the run, for `text_values_in_type_list`, which gives
+    the same boolean series: validating 1M rows of the example in-process 1.67 -> 1.15 s.
+    """
+    providers = _registered_metrics[IN_TYPE_LIST_CONDITION]["providers"]
+    engine = PandasExecutionEngine.__name__
+    found = providers[engine]
+    metric_class, provider = found
+    providers[engine] = (metric_class, _vectorised_provider(inspect.unwrap(provider)))
+    try:
+        yield
+    finally:
+        providers[engine] = found
+
+
+def _vectorised_provider(plain: Callable[..., pd.Series]) -> Callable[..., Any]:
+    """GX's condition provider around `text_values_in_type_list` (nulls dropped first, as GX's)."""
+
+    def in_type_list(cls: type, column: pd.Series, type_list: list[str], **kw: Any) -> pd.Series:
+        return text_values_in_type_list(column, lambda c: plain(cls, c, type_list, **kw))
+
+    return column_condition_partial(engine=PandasExecutionEngine)(in_type_list)
+
+
+def text_values_in_type_list(
+    column: pd.Series, plain: Callable[[pd.Series], pd.Series]
+) -> pd.Series:
+    """GX's per-value type check `plain(column)`, answered at once for a column of text only.
+
+    When every value is a `str` (pandas' C-level `infer_dtype`, about 5 ms per 1M values) and a
+    plain `str` passes the check, every value passes: a type that admits `str` admits every
+    subclass of it. Anything else (a mixed column, a null, a type list that refuses `str`) is
+    checked by `plain` itself, value by value.
+    """
+    if (
+        column.dtype == object
+        and len(column) > 0
+        and pd.api.types.infer_dtype(column, skipna=False) == "string"
+        and bool(plain(pd.Series([""], dtype=object)).iloc[0])
+    ):
+        return pd.Series(True, index=column.index, name=column.name)
+    return plain(column)
 
 
 def _quick_pass(

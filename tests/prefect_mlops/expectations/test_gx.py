@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import gc
+import inspect
 import json
 import weakref
+from enum import StrEnum
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from great_expectations.checkpoint.checkpoint import CheckpointResult
+from great_expectations.expectations.registry import _registered_metrics
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.expectations import gx
@@ -97,6 +101,61 @@ def _outcomes(result: CheckpointResult) -> list[tuple[str, str | None, bool, str
         for run in result.run_results.values()
         for r in run.results
     )
+
+
+TEXT_TYPES = ["str", "object", "StringDtype", "CategoricalDtype"]
+NUMBER_TYPES = ["int", "int64", "float", "float64", "Int64Dtype"]
+
+
+class Weather(StrEnum):
+    CLEAR = "clear"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["clear", "mist", "rain"],
+        ["clear", np.str_("mist"), Weather.CLEAR],  # subclasses of str
+        ["clear", 3, "rain"],
+        ["clear", None, "rain"],
+        ["clear", b"mist"],
+        [1.5, 2.5],
+        [],
+    ],
+)
+@pytest.mark.parametrize("type_list", [TEXT_TYPES, NUMBER_TYPES, ["str_"], ["object"]])
+def test_the_text_type_check_answers_as_gx_value_by_value(
+    values: list[object], type_list: list[str]
+) -> None:
+    provider = _registered_metrics[gx.IN_TYPE_LIST_CONDITION]["providers"]["PandasExecutionEngine"]
+    metric_class, plain_fn = provider
+    plain = inspect.unwrap(plain_fn)  # GX's own isinstance map
+    column = pd.Series(values, dtype=object, name="weathersit", index=range(5, 5 + len(values)))
+
+    def by_value(c: pd.Series) -> pd.Series:
+        return plain(metric_class, c, type_list=type_list)
+
+    ours = gx.text_values_in_type_list(column, by_value)
+    pd.testing.assert_series_equal(ours, by_value(column))
+
+
+def test_text_mixed_with_other_values_is_judged_as_plain_gx_does(
+    bikeshare: pd.DataFrame, gx_settings: Settings
+) -> None:
+    frame = bikeshare.copy()
+    frame.loc[[5, 6], "mnth"] = 7  # a number among the month names: fails the type list
+    registered = _registered_metrics[gx.IN_TYPE_LIST_CONDITION]["providers"].copy()
+    context = gx.open_context(gx_settings)
+    checkpoint = gx.load_checkpoint(context, "bikeshare.training")
+    ours = gx.run_checkpoint(context, checkpoint, frame, run_name="fast")
+    assert _registered_metrics[gx.IN_TYPE_LIST_CONDITION]["providers"] == registered  # restored
+    plain = checkpoint.run(batch_parameters={"dataframe": frame})
+    assert _outcomes(ours) == _outcomes(plain)
+    key = "expect_column_values_to_be_in_type_list", "mnth"
+    (in_types,) = [o for o in _outcomes(ours) if o[:2] == key]
+    assert json.loads(in_types[3])["unexpected_count"] == 2
+    weathersit = "expect_column_values_to_be_in_type_list", "weathersit"
+    assert [o[2] for o in _outcomes(ours) if o[:2] == weathersit] == [True]
 
 
 def test_an_unknown_checkpoint_is_a_lookup_error(gx_settings: Settings) -> None:
