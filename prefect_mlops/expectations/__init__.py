@@ -12,5 +12,6 @@ a person reviews and commits the JSON under `great_expectations/`.
 
 Modules: `suites` (names), `profile` (design time), `run` (`validate_frame`), `summary`
 (results in words), `quarantine`, `gate` (the data gate), `gx` (the one adapter over GX
-internals and the workarounds that keep validation fast).
+internals and the workarounds that keep validation fast), `chunked` (a snapshot in bounded
+memory), `background` (GX imported and the checkpoint opened while a fresh process ingests).
 """

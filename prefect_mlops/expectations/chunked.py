@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from great_expectations.checkpoint import Checkpoint
 from great_expectations.checkpoint.checkpoint import CheckpointResult
+from great_expectations.data_context import FileDataContext
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.expectations import gx
@@ -45,16 +46,21 @@ def validate_snapshot_file(
     purpose: Purpose,
     batch_id: str,
     progress: Progress,
+    opened: tuple[FileDataContext, Checkpoint] | None = None,
 ) -> ValidationSummary:
     """Validate a Parquet snapshot `settings.validation_chunk_rows` rows at a time; one summary.
 
     A failed snapshot is quarantined as a byte copy of its file, beside the summary.
+
+    Args:
+        opened: `open_checkpoint`'s answer for this config, settings and purpose, when the
+            caller already has it (`background.open_checkpoint_in_background`).
     """
     chunk_rows = settings.validation_chunk_rows
     rows = pq.read_metadata(uri).num_rows
     if rows <= chunk_rows:  # one chunk: today's whole-frame validation, identical results
-        return validate_frame(read_parquet(uri), config, settings, purpose, batch_id)
-    context, checkpoint = open_checkpoint(config, settings, purpose)
+        return validate_frame(read_parquet(uri), config, settings, purpose, batch_id, opened)
+    context, checkpoint = opened or open_checkpoint(config, settings, purpose)
     chunks = math.ceil(rows / chunk_rows)
     seen: dict[tuple[str, str | None], list[tuple[str, str]]] = {}
     evaluated = 0

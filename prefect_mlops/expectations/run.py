@@ -24,13 +24,18 @@ def validate_frame(
     settings: Settings,
     purpose: Purpose,
     batch_id: str,
+    opened: tuple[FileDataContext, Checkpoint] | None = None,
 ) -> ValidationSummary:
     """Run the training or scoring checkpoint on a frame; quarantine the batch when it fails.
 
     A schema change (a missing, extra or retyped column) is reported as failed expectations,
     never raised. A missing suite or checkpoint raises `DataValidationError` naming the fix.
+
+    Args:
+        opened: `open_checkpoint`'s answer for this config, settings and purpose, when the
+            caller already has it (`background.open_checkpoint_in_background`).
     """
-    context, checkpoint = open_checkpoint(config, settings, purpose)
+    context, checkpoint = opened or open_checkpoint(config, settings, purpose)
     always = config.validation.data_docs == "always"
     result = gx.run_checkpoint(
         context, checkpoint, frame, run_name=f"{purpose}-{batch_id}", report=always
