@@ -36,14 +36,8 @@ from serving.metrics import ServiceMetrics
 from serving.model import LoadedModel, load_version
 from serving.schema import Columns
 from serving.settings import ServeSettings
-from serving.traffic import (
-    ArmMeters,
-    ShadowJob,
-    ShadowScorer,
-    Traffic,
-    challenger_columns,
-    timed_predict,
-)
+from serving.shadow import ShadowJob, ShadowScorer
+from serving.traffic import ArmMeters, Traffic, challenger_columns, timed_predict
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +122,7 @@ class Predictor:
         self._log = log
         self._metrics = metrics
         self._traffic: Traffic | None = None
-        self._shadow = ShadowScorer(log, metrics, settings.shadow_queue_size)
+        self._shadow = ShadowScorer(settings, metrics, settings.shadow_queue_size)
         self._reason = "the model has not been loaded yet"
         self._reload_lock = threading.Lock()
         self._registry = RegistryStatus(public_uri(settings.registry_uri or settings.tracking_uri))

@@ -7,10 +7,11 @@ requests the champion answers).
 
 from __future__ import annotations
 
+import os
 import shutil
-import threading
+import signal
+import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prefect_mlops.prediction_log import read_model_log
 from prefect_mlops.rollout import ROLLOUT_TAG, RolloutState, clear_rollout, write_rollout
 from serving.app import create_app
-from serving.engines import EngineOutput
 from serving.metrics import ServiceMetrics
-from serving.traffic import ShadowJob, ShadowScorer
+from serving.shadow import ShadowJob, ShadowScorer
 from tests.serving.conftest import REGRESSOR, Store, make_settings, register, row
 
 SHIFT = 1000.0
@@ -237,39 +237,70 @@ def test_a_rollout_of_a_version_that_does_not_load_leaves_the_champion_serving(
     assert _ask(client)[1]["model_arm"] == "champion"
 
 
-class _HeldEngine:
-    """A real engine whose calls wait until the test lets them go (a stuck challenger)."""
-
-    name = "held"
-
-    def __init__(self, engine: Any, gate: threading.Event) -> None:
-        self.engine, self.gate = engine, gate
-
-    def predict(self, columns: Any) -> EngineOutput:
-        self.gate.wait(30)
-        return self.engine.predict(columns)
-
-
 def test_a_full_shadow_queue_drops_the_copy_and_counts_it_without_blocking(serve) -> None:
     client = serve(RolloutState(version=CHALLENGER, mode="shadow"))
     traffic = client.app.state.predictor.traffic()
-    gate = threading.Event()
-    assert traffic.challenger is not None
-    held = replace(
-        traffic,
-        challenger=replace(traffic.challenger, engine=_HeldEngine(traffic.challenger.engine, gate)),
-    )
     metrics = ServiceMetrics()
-    scorer = ShadowScorer(client.app.state.log, metrics, capacity=2)
+    scorer = ShadowScorer(client.app.state.settings, metrics, capacity=2)
     scorer.start()
+    columns = {"temp": [1.0], "hum": [0.5], "hr": [3], "season": [1], "weather": ["mist"]}
+    pid = None
+    assert traffic.challenger_meters is not None
+    scored_before = traffic.challenger_meters.ok._value.get()
     try:
-        columns = {"temp": [1.0], "hum": [0.5], "hr": [3], "season": [1], "weather": ["mist"]}
-        scorer.submit(ShadowJob(held, columns, "taken", 0.0))
-        while scorer._jobs:  # the worker took it and is held inside the challenger
-            threading.Event().wait(0.01)
-        for i in range(5):  # two queued, three dropped: submit returns at once every time
-            scorer.submit(ShadowJob(held, columns, f"r{i}", 0.0))
-        assert metrics.shadow_dropped._value.get() == 3
+        scorer.submit(ShadowJob(traffic, columns, "first", 0.0))
+        scorer.drain(60)  # the worker started, loaded the challenger and scored it
+        pid = scorer.worker_pid
+        assert pid is not None and pid != os.getpid()
+        os.kill(pid, signal.SIGSTOP)  # a stuck challenger
+        scorer.submit(ShadowJob(traffic, columns, "taken", 0.0))
+        deadline = time.monotonic() + 10
+        while scorer._jobs and time.monotonic() < deadline:  # handed to the stopped worker
+            time.sleep(0.01)
+        started = time.perf_counter()
+        for i in range(5):  # one queued, four dropped: submit returns at once every time
+            scorer.submit(ShadowJob(traffic, columns, f"r{i}", 0.0))
+        assert time.perf_counter() - started < 0.5
+        assert metrics.shadow_dropped._value.get() == 4
+        os.kill(pid, signal.SIGCONT)
+        scorer.drain(30)
+        meters = traffic.challenger_meters  # the service's, bound to the shadow arm
+        assert meters is not None
+        assert meters.ok._value.get() - scored_before == 3  # first, taken and the one queued
     finally:
-        gate.set()
+        if pid is not None:
+            os.kill(pid, signal.SIGCONT)
         scorer.close()
+
+
+def test_a_killed_shadow_worker_counts_its_copies_dropped_and_is_started_again(serve) -> None:
+    client = serve(RolloutState(version=CHALLENGER, mode="shadow"))
+    predictor = client.app.state.predictor
+    _ask(client, **{"x-request-id": "before-kill"})
+    predictor.drain_shadow(60)
+    first = predictor._shadow.worker_pid
+    assert first is not None and first != os.getpid()
+    os.kill(first, signal.SIGSTOP)
+    _ask(client, **{"x-request-id": "in-flight"})
+    deadline = time.monotonic() + 10
+    while predictor._shadow._jobs and time.monotonic() < deadline:  # handed to the worker
+        time.sleep(0.01)
+    os.kill(first, signal.SIGKILL)
+    wait_until = time.monotonic() + 10
+    while _metric(client, "mlops_serve_shadow_dropped_total") < 1 and time.monotonic() < wait_until:
+        time.sleep(0.05)
+    assert _metric(client, "mlops_serve_shadow_dropped_total") == 1
+    time.sleep(1.1)  # a dead worker is started again at most once a second
+    _ask(client, **{"x-request-id": "after-kill"})
+    predictor.drain_shadow(60)
+    second = predictor._shadow.worker_pid
+    assert second is not None and second != first
+    shadow_ids = {r for r, a in zip(*_ids_and_arms(client), strict=True) if a == "shadow"}
+    assert {"before-kill", "after-kill"} <= shadow_ids
+    assert "in-flight" not in shadow_ids  # dropped, and counted
+    assert _metric(client, "mlops_serve_prediction_log_lost_rows_total", table="predictions") == 0
+
+
+def _ids_and_arms(client: TestClient) -> tuple[list[str], list[str]]:
+    rows = _log(client)
+    return list(rows["request_id"]), list(rows["arm"])
