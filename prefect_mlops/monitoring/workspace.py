@@ -2,16 +2,18 @@
 
 Snapshots arrive named, tagged and described by the drift module (`SnapshotLabels`); the
 project's dashboard is chosen by the model's task, so a regression model shows no empty
-accuracy panel and a classifier no empty error panel.
+accuracy panel and a classifier no empty error panel. A project made by an earlier version of
+this code gets the current panels on its next monitoring run (its other tabs are left alone).
 """
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
 from evidently.core.report import Snapshot as EvidentlySnapshot
-from evidently.sdk.models import PanelMetric
+from evidently.sdk.models import DashboardModel, DashboardPanelPlot, DashboardTabModel, PanelMetric
 from evidently.sdk.panels import counter_panel, line_plot_panel
 from evidently.ui.workspace import Workspace
 from filelock import FileLock
@@ -77,16 +79,46 @@ def dashboard_panels(task: TaskType, binary: bool = False) -> list[Any]:
     return [*drift_panels(), *quality_panels(task, binary)]
 
 
-def ensure_project(workspace: Any, name: str, task: TaskType, binary: bool = False) -> Any:
-    """The workspace project `name`, created with the task's panels on first use."""
-    found = workspace.search_project(name)
-    if found:
-        return found[0]
-    project = workspace.create_project(
-        name, description=f"monitoring runs of {name.removeprefix('mlops-')} ({task} model)"
+def _content(panel: DashboardPanelPlot) -> dict[str, Any]:
+    # What a panel shows, whatever its id (each panel built gets a new one).
+    return panel.dict(exclude={"id"})
+
+
+def updated_dashboard(
+    current: DashboardModel, wanted: list[DashboardPanelPlot]
+) -> DashboardModel | None:
+    """`current` with its monitoring tab showing exactly `wanted`, in order; None when it
+    already does. Panels of other tabs (a person's own) are kept; the tab's old panels go."""
+    tab = next((t for t in current.tabs if t.title == PROJECT_TAB), None)
+    by_id = {panel.id: panel for panel in current.panels}
+    shown = [by_id[i] for i in tab.panels if i in by_id] if tab else []
+    if [_content(p) for p in shown] == [_content(p) for p in wanted]:
+        return None
+    elsewhere = {i for t in current.tabs if t is not tab for i in t.panels}
+    kept = [panel for panel in current.panels if panel.id in elsewhere]
+    mine = DashboardTabModel(
+        id=tab.id if tab else uuid.uuid4(), title=PROJECT_TAB, panels=[p.id for p in wanted]
     )
-    for panel in dashboard_panels(task, binary):
-        project.dashboard.add_panel(panel, tab=PROJECT_TAB)
+    tabs = [mine if t is tab else t for t in current.tabs] if tab else [*current.tabs, mine]
+    return DashboardModel(tabs=tabs, panels=[*kept, *wanted])
+
+
+def ensure_project(workspace: Any, name: str, task: TaskType, binary: bool = False) -> Any:
+    """The workspace project `name`, created on first use, its monitoring tab showing the
+    task's current panels (an existing project's old panels are replaced, once)."""
+    found = workspace.search_project(name)
+    project = (
+        found[0]
+        if found
+        else workspace.create_project(
+            name, description=f"monitoring runs of {name.removeprefix('mlops-')} ({task} model)"
+        )
+    )
+    dashboard = updated_dashboard(
+        workspace.get_dashboard(project.id), dashboard_panels(task, binary)
+    )
+    if dashboard is not None:
+        workspace.save_dashboard(project.id, dashboard)
     return project
 
 

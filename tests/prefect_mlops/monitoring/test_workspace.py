@@ -6,12 +6,19 @@ import json
 from pathlib import Path
 
 import pytest
+from evidently.sdk.models import PanelMetric
+from evidently.sdk.panels import line_plot_panel, text_panel
 from evidently.ui.workspace import Workspace
 
 from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.monitoring import SnapshotLabels
 from prefect_mlops.monitoring.drift import compute_drift
-from prefect_mlops.monitoring.workspace import dashboard_panels, ensure_project
+from prefect_mlops.monitoring.workspace import (
+    PROJECT_TAB,
+    dashboard_panels,
+    ensure_project,
+    updated_dashboard,
+)
 from tests.prefect_mlops.monitoring.conftest import small_frame
 
 LABELS = SnapshotLabels(
@@ -56,6 +63,50 @@ def test_a_new_project_gets_its_tasks_panels(tmp_path: Path) -> None:
     }
     assert "MAE" in stored["r"] and "Accuracy" not in stored["r"]
     assert "ROC AUC" in stored["c"] and "MAE" not in stored["c"]
+
+
+def old_project(workspace: Workspace, name: str):
+    """A project as the first monitoring code made it: untagged series, both tasks' panels."""
+    project = workspace.create_project(
+        name, description="monitoring runs of the prefect-mlops flow"
+    )
+    for panel in [
+        line_plot_panel(
+            "Share of drifted features",
+            [PanelMetric(legend="share", metric="DriftedColumnsCount")],
+            size="half",
+        ),
+        line_plot_panel(
+            "RMSE (regression)", [PanelMetric(legend="rmse", metric="RMSE")], size="half"
+        ),
+        line_plot_panel(
+            "Accuracy (classification)",
+            [PanelMetric(legend="accuracy", metric="Accuracy")],
+            size="half",
+        ),
+    ]:
+        project.dashboard.add_panel(panel, tab=PROJECT_TAB)
+    project.dashboard.add_panel(text_panel("my notes"), tab="Mine")  # a person's own tab
+    return project
+
+
+def test_an_existing_projects_old_panels_are_brought_up_to_date_once(tmp_path: Path) -> None:
+    root = str(tmp_path / "ws")
+    project = old_project(Workspace(root), "mlops-r")
+    for _ in range(2):  # a new workspace each time, as each monitoring run opens it
+        workspace = Workspace(root)
+        assert ensure_project(workspace, "mlops-r", TaskType.regression).id == project.id
+        dashboard = workspace.get_dashboard(project.id)
+        tabs = {tab.title: tab.panels for tab in dashboard.tabs}
+        by_id = {panel.id: panel for panel in dashboard.panels}
+        shown = [by_id[i] for i in tabs[PROJECT_TAB]]
+        assert titles(shown) == titles(dashboard_panels(TaskType.regression))
+        assert shown[-1].values[0].tags == ["quality"]  # the current series, not the old ones
+        assert titles([by_id[i] for i in tabs["Mine"]]) == ["my notes"]
+        assert len(dashboard.panels) == len(shown) + 1  # the old panels are gone, none twice
+    assert len(Workspace(root).search_project("mlops-r")) == 1
+    current = Workspace(root).get_dashboard(project.id)
+    assert updated_dashboard(current, dashboard_panels(TaskType.regression)) is None  # no rewrite
 
 
 def test_drift_and_quality_snapshots_are_named_tagged_and_described(
