@@ -172,7 +172,10 @@ class Predictor:
         traffic = self._traffic
         if traffic is None:
             return None, None
-        return traffic.view(), traffic.rollout_error
+        view = traffic.view()
+        if view is not None and traffic.shadowing:
+            view["shadow_worker"] = self._shadow.status()
+        return view, traffic.rollout_error
 
     def predict(
         self,
@@ -440,6 +443,8 @@ class Predictor:
 
     def _swap(self, traffic: Traffic, previous: Traffic | None) -> None:
         self._traffic = traffic  # one reference assignment: requests see old or new, whole
+        challenger = traffic.challenger
+        self._shadow.prepare(challenger.version if traffic.shadowing and challenger else None)
         champion = traffic.champion
         if previous is None or previous.champion is not champion:
             self._metrics.reloads.labels("loaded").inc()

@@ -102,6 +102,8 @@ class _Worker:
     reader: threading.Thread
     in_flight: int = 0
     counters: dict[str, dict[str, float]] = field(default_factory=dict)
+    asked: set[str] = field(default_factory=set)  # versions it was told to load
+    loaded: dict[str, str | None] = field(default_factory=dict)  # version -> load error or None
 
 
 class ShadowScorer:
@@ -122,6 +124,7 @@ class ShadowScorer:
         self._flushed: set[int] = set()
         self._tokens = 0
         self._last_start = -RESTART_SECONDS
+        self._wanted: str | None = None  # the challenger version shadow mode serves
 
     @property
     def worker_pid(self) -> int | None:
@@ -129,8 +132,28 @@ class ShadowScorer:
         worker = self._worker
         return None if worker is None or worker.process.poll() is not None else worker.process.pid
 
+    def status(self) -> dict[str, Any]:
+        """The worker as /health and /metadata show it while a shadow rollout is served."""
+        worker, version = self._worker, self._wanted
+        alive = worker is not None and worker.process.poll() is None
+        loaded = worker.loaded if alive and worker is not None else {}
+        return {
+            "pid": worker.process.pid if alive and worker is not None else None,
+            "version": version,
+            "ready": version in loaded and loaded[version] is None,
+            "error": loaded.get(version) if version else None,
+            "in_flight": worker.in_flight if alive and worker is not None else 0,
+        }
+
+    def prepare(self, version: str | None) -> None:
+        """Have the worker running with `version` loaded before the first copy (None: the
+        rollout left shadow mode; the worker stays for the next one)."""
+        self._wanted = version
+        if version is not None:
+            self._wake.set()
+
     def start(self) -> None:
-        """Start the sender thread; the worker process starts with the first copy."""
+        """Start the sender thread; the worker process starts with shadow mode's challenger."""
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="shadow-sender", daemon=True)
         self._thread.start()
@@ -198,6 +221,7 @@ class ShadowScorer:
     def _run(self) -> None:
         jobs = self._jobs
         while not self._closing:
+            self._load_wanted()
             if not jobs:
                 self._idle = True
                 self._wake.wait(SHADOW_IDLE_SECONDS)
@@ -216,6 +240,21 @@ class ShadowScorer:
             rest = SHADOW_BATCH_SECONDS - (time.monotonic() - started)
             if rest > 0 and not self._closing:
                 time.sleep(rest)
+
+    def _load_wanted(self) -> None:
+        version = self._wanted
+        worker = self._worker
+        if version is None or (worker is not None and version in worker.asked):
+            return
+        worker = self._running_worker()
+        if worker is None:
+            return
+        worker.asked.add(version)
+        try:
+            assert worker.process.stdin is not None
+            write_message(worker.process.stdin, {"op": "load", "version": version})
+        except OSError:
+            logger.error("the shadow worker is gone before loading v%s", version)
 
     def _send(self, batch: list[ShadowJob]) -> None:
         groups: dict[str, list[ShadowJob]] = {}
@@ -309,6 +348,8 @@ class ShadowScorer:
             with self._lock:
                 worker.in_flight -= message["ok"] + message["error"]
                 self._lock.notify_all()
+        elif message["op"] == "loaded":
+            worker.loaded[str(message["version"])] = message.get("error")
         elif message["op"] == "flushed":
             with self._lock:
                 self._flushed.add(int(message["token"]))

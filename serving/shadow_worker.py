@@ -58,6 +58,7 @@ class ShadowWorker:
         )
         self._models: dict[str, LoadedModel] = {}
         self._failed: dict[str, float] = {}
+        self._errors: dict[str, str] = {}
 
     def run(self, stream: IO[bytes]) -> None:
         self._log.start()
@@ -65,6 +66,8 @@ class ShadowWorker:
             while (message := read_message(stream)) is not None:
                 if message["op"] == "score":
                     self._score(str(message["version"]), message["jobs"])
+                elif message["op"] == "load":
+                    self._load(str(message["version"]))
                 elif message["op"] == "flush":
                     self._log.flush()
                     self._reply({"op": "flushed", "token": message["token"]})
@@ -77,6 +80,11 @@ class ShadowWorker:
         with contextlib.suppress(OSError):  # the service is gone; the log is written all the same
             write_message(self._out, message)
 
+    def _load(self, version: str) -> None:
+        model = self._model(version)
+        error = None if model is not None else self._errors.get(version, "not loaded")
+        self._reply({"op": "loaded", "version": version, "error": error})
+
     def _model(self, version: str) -> LoadedModel | None:
         model = self._models.get(version)
         if model is not None:
@@ -85,9 +93,10 @@ class ShadowWorker:
             return None
         try:
             model = load_version(self._client, self._settings, version)
-        except Exception:
+        except Exception as exc:
             logger.exception("cannot load %s v%s", self._settings.model_name, version)
             self._failed[version] = time.monotonic()
+            self._errors[version] = f"cannot load v{version}: {type(exc).__name__}: {exc}"[:500]
             return None
         self._models[version] = model
         while len(self._models) > KEPT_VERSIONS:

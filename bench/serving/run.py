@@ -17,6 +17,8 @@ the same model as the challenger (so only the routing is measured, not a slower 
 (no rollout), shadow, canary (`--canary-share`) and A/B (share 0.5, keyed). Every mode's requests
 carry an `X-Rollout-Key` header (1,000 callers), so the load is the same. Goals: shadow costs the
 champion at most +1 ms single-row p99 and -10% requests/s; canary and A/B within noise of plain.
+CPU per answered request is the service process's; `worker` is its children's (the shadow
+worker, a process of its own at a lower priority).
 """
 
 from __future__ import annotations
@@ -352,7 +354,10 @@ def set_traffic(uri: str, base: str, mode: str, challenger: str, share: float) -
     while time.monotonic() < deadline:
         served = httpx.get(f"{base}/health", timeout=10).json()["rollout"]
         if (served is None and mode == "plain") or (
-            served is not None and served["mode"] == mode and served["challenger_loaded"]
+            served is not None
+            and served["mode"] == mode
+            and served["challenger_loaded"]
+            and (mode != "shadow" or served["shadow_worker"]["ready"])
         ):
             return
         time.sleep(0.2)
@@ -381,6 +386,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def child_cpu_seconds(pid: int) -> float:
+    """CPU time so far of a process's running children (the shadow worker): what shadow mode
+    costs beside the service, on whatever core the scheduler gives it."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                total += cpu_seconds(int(child))
+            except FileNotFoundError:  # exited meanwhile
+                continue
+    return total
+
+
 def measure_rollouts(
     args: argparse.Namespace, uri: str, features: pd.DataFrame, work: Path, env: dict[str, str]
 ) -> dict[str, Any]:
@@ -401,13 +419,16 @@ def measure_rollouts(
                 set_traffic(uri, base, mode, challenger, args.canary_share)
                 run_wrk(url, body, 2, args.connections, work, warm=False, keyed=True)
                 before, cpu = arm_counts(base), cpu_seconds(process.pid)
+                children = child_cpu_seconds(process.pid)
                 run = run_wrk(url, body, args.seconds, args.connections, work, False, True)
                 time.sleep(0.3)  # the shadow's last batch and the log's flush inside the window
                 spent = cpu_seconds(process.pid) - cpu
+                children = child_cpu_seconds(process.pid) - children
                 after = arm_counts(base)
                 arms[mode] = {k: after[k] - before.get(k, 0.0) for k in after}
                 served = arms[mode].get("champion_ok", 0.0) + arms[mode].get("challenger_ok", 0.0)
                 run["cpu_us_per_request"] = spent / max(served, 1.0) * 1e6
+                run["worker_cpu_us_per_request"] = max(children, 0.0) / max(served, 1.0) * 1e6
                 runs[mode].append(run)
         set_traffic(uri, base, "plain", challenger, args.canary_share)
     summary: dict[str, Any] = {}
@@ -418,6 +439,9 @@ def measure_rollouts(
             "p99_ms": statistics.median(r["p99_ms"] for r in results),
             "errors": sum(r["errors"] for r in results),
             "cpu_us_per_request": statistics.median(r["cpu_us_per_request"] for r in results),
+            "worker_cpu_us_per_request": statistics.median(
+                r["worker_cpu_us_per_request"] for r in results
+            ),
             "runs": results,
             "arms_last_run": arms.get(mode, {}),
         }
@@ -444,7 +468,7 @@ def print_rollouts(rollouts: dict[str, Any]) -> None:
     )
     print(
         f"{'mode':8} {'req/s':>9} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'d p99':>7} "
-        f"{'CPU us/req':>10} {'ratio':>6}  arms"
+        f"{'CPU us/req':>10} {'ratio':>6} {'worker':>6}  arms"
     )
     for mode, r in rollouts["modes"].items():
         ratio = f"{r['rps_ratio']:.3f}" if "rps_ratio" in r else "-"
@@ -453,7 +477,8 @@ def print_rollouts(rollouts: dict[str, Any]) -> None:
         arms = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r["arms_last_run"].items()) if v)
         print(
             f"{mode:8} {r['requests_per_s']:9.0f} {ratio:>6} {r['p50_ms']:8.2f} "
-            f"{r['p99_ms']:8.2f} {delta:>7} {r['cpu_us_per_request']:10.0f} {cpu:>6}  "
+            f"{r['p99_ms']:8.2f} {delta:>7} {r['cpu_us_per_request']:10.0f} {cpu:>6} "
+            f"{r['worker_cpu_us_per_request']:6.0f}  "
             f"{arms}; errors {r['errors']}"
         )
 

@@ -88,7 +88,7 @@ def _metric(client: TestClient, name: str, **labels: str) -> float:
 
 
 def _log(client: TestClient) -> Any:
-    client.app.state.predictor.drain_shadow()
+    client.app.state.predictor.drain_shadow(60)  # a new shadow worker may still be loading
     client.app.state.log.flush()
     return read_model_log(REGRESSOR, directory=client.app.state.settings.log_dir).rows
 
@@ -276,10 +276,16 @@ def test_a_full_shadow_queue_drops_the_copy_and_counts_it_without_blocking(serve
 def test_a_killed_shadow_worker_counts_its_copies_dropped_and_is_started_again(serve) -> None:
     client = serve(RolloutState(version=CHALLENGER, mode="shadow"))
     predictor = client.app.state.predictor
+    deadline = time.monotonic() + 60  # the worker starts and loads v2 with shadow mode
+    while not client.get("/health").json()["rollout"]["shadow_worker"]["ready"]:
+        assert time.monotonic() < deadline, client.get("/health").json()
+        time.sleep(0.1)
+    worker = client.get("/health").json()["rollout"]["shadow_worker"]
+    assert worker["version"] == CHALLENGER and worker["error"] is None
     _ask(client, **{"x-request-id": "before-kill"})
     predictor.drain_shadow(60)
     first = predictor._shadow.worker_pid
-    assert first is not None and first != os.getpid()
+    assert first is not None and first != os.getpid() and first == worker["pid"]
     os.kill(first, signal.SIGSTOP)
     _ask(client, **{"x-request-id": "in-flight"})
     deadline = time.monotonic() + 10
