@@ -143,7 +143,7 @@ def model_deployments(
             ]
         if role == "score":
             params["source"] = config.source.model_dump(mode="json")
-            scores = settings.artifact_root / "scores" / f"{model}.parquet"
+            scores = settings.local_root / "scores" / f"{model}.parquet"
             params["destination"] = {"kind": "parquet", "path": str(scores)}
         made.append(deployment)
     return made

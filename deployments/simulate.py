@@ -171,7 +171,7 @@ def run_simulation(
     from tasks.registry import promote_model
 
     settings = Settings()
-    folder = (workdir or settings.artifact_root / "simulation").resolve()
+    folder = (workdir or settings.local_root / "simulation").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     year = pd.read_csv(BIKESHARE_CSV)
     landing = folder / "landing" / "bikeshare.csv"

@@ -35,6 +35,7 @@ from prefect_mlops.results import (
 from prefect_mlops.runtime import cpu_count
 from prefect_mlops.settings import Settings
 from tasks.approval import request_approval
+from tasks.artifacts import store_snapshot
 from tasks.configure import load_pipeline_config
 from tasks.evaluate import compare_with_champion, evaluate_model
 from tasks.gate import (
@@ -197,11 +198,12 @@ def open_training(params: TrainingParams) -> TrainingContext:
 def prepare_data(ctx: TrainingContext) -> tuple[PreparedData, str]:
     """Snapshot the source and pass its data gate; the schema, split and tracking store (its
     experiment id) are prepared beside Great Expectations, none of them training anything."""
-    snapshot = snapshot_source(ctx.config.source, ctx.settings.snapshot_dir, ctx.training_window)
+    written = snapshot_source(ctx.config.source, ctx.settings.snapshot_dir, ctx.training_window)
+    snapshot = store_snapshot(written, ctx.settings)  # by its URI from here on, on any host
     schema = derive_schema.submit(snapshot, ctx.config)
-    split = split_snapshot.submit(snapshot, ctx.config, ctx.settings.split_dir)
+    split = split_snapshot.submit(snapshot, ctx.config, ctx.settings)
     experiment = open_experiment.submit(ctx)
-    validation = validate_snapshot(snapshot, ctx.config, ctx.settings)
+    validation = validate_snapshot(written, ctx.config, ctx.settings)  # GX reads this host's file
     preparation: list[PrefectFuture[Any]] = [schema, split, experiment]
     wait(preparation)  # nothing outlives a failed gate
     enforce_data_gate(validation, ctx.config.validation.policy)

@@ -36,7 +36,7 @@ def status(model: ModelArgument) -> None:
         client = mlflow_client(settings)
         state = read_rollout(client, name)
         champion = version_by_alias(client, name, CHAMPION)
-        last = latest_evidence(settings.artifact_root, name)
+        last = latest_evidence(settings.local_root, name)
     except MlopsError as exc:
         _fail(str(exc))
         return

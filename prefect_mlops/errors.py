@@ -43,3 +43,11 @@ class ServerUnavailableError(MlopsError):
 
 class MonitoringError(MlopsError):
     """A monitoring step failed on a model version's data: names the model, version and columns."""
+
+
+class ArtifactStoreError(MlopsError):
+    """The artifact store cannot be reached, read or written: names the URI."""
+
+
+class ArtifactNotFoundError(ArtifactStoreError, FileNotFoundError):
+    """An artifact a run refers to (a snapshot, a split) is not in its store: names the URI."""

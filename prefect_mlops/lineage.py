@@ -12,6 +12,7 @@ from mlflow.data.meta_dataset import MetaDataset
 from mlflow.models import infer_signature
 from pydantic import BaseModel, Field
 
+from prefect_mlops.artifact_store import ArtifactStore, is_remote, local_file
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.results import Snapshot, SplitRefs, ValidationSummary
 
@@ -97,11 +98,15 @@ class SplitDataset(MetaDataset):
         return None
 
 
-def describe_dataset(uri: str, name: str, context: str) -> MetaDataset:
+def describe_dataset(
+    uri: str, name: str, context: str, store: ArtifactStore | None = None
+) -> MetaDataset:
     """An MLflow dataset for a Parquet split, without loading it: schema from its first rows,
-    digest from the content-addressed path (it names the snapshot fingerprint and the split)."""
-    first_rows = next(pq.ParquetFile(uri).iter_batches(batch_size=SCHEMA_SAMPLE_ROWS)).to_pandas()
+    digest from the content-addressed path (it names the snapshot fingerprint and the split).
+    Its source is the split's URI: a `file://` URL of a local one, the store's URL otherwise."""
+    local = local_file(uri, store)
+    first_rows = next(pq.ParquetFile(local).iter_batches(batch_size=SCHEMA_SAMPLE_ROWS)).to_pandas()
     digest = hashlib.sha256(f"{uri}:{context}".encode()).hexdigest()[:8]
-    source = resolve_dataset_source(Path(uri).resolve().as_uri())
+    source = resolve_dataset_source(uri if is_remote(uri) else Path(uri).resolve().as_uri())
     schema = infer_signature(first_rows).inputs
     return SplitDataset(source=source, name=name, digest=digest, schema=schema)

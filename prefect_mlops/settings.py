@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from prefect_mlops.artifact_store import SNAPSHOTS, ArtifactStore, is_remote, normalize_root
 from prefect_mlops.dask_runner import parse_task_runner
 
 
@@ -23,7 +26,17 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("MLFLOW_REGISTRY_URI", "MLOPS_REGISTRY_URI"),
     )
-    artifact_root: Path = Path("artifacts")
+    # Where every run's artifacts live: a local folder (made absolute) or an fsspec URL
+    # (`s3://bucket/prefix`, `gs://...`, `abfs://...`; the `s3` extra brings s3fs). Snapshots
+    # and splits are written there and read back by their URI on any host.
+    artifact_root: str = "artifacts"
+    # fsspec arguments of the root's store, JSON in MLOPS_ARTIFACT_STORAGE_OPTIONS, e.g.
+    # {"client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"}}. Keys and secrets come from
+    # the store's own environment (AWS_ACCESS_KEY_ID, ...), never from here or a YAML file.
+    artifact_storage_options: dict[str, Any] = Field(default_factory=dict)
+    # With an object-store root: the folder of what stays on this host (the read-through cache,
+    # the Parquet prediction log, monitoring folders, the Evidently workspace). Unused otherwise.
+    local_artifact_root: Path = Path("artifacts")
     # The prediction log on a database (SQLAlchemy URL) for every reader and writer that is not
     # told otherwise: the service, batch scoring, monitoring and rollouts. `mlops up --profile
     # production` sets MLOPS_SERVE_LOG_URL for the service and the worker alike, so monitoring
@@ -82,48 +95,67 @@ class Settings(BaseSettings):
         parse_task_runner(value)  # the error names what is accepted
         return value.strip()
 
-    @field_validator("artifact_root")
+    @field_validator("artifact_root", mode="before")
     @classmethod
-    def _absolute_root(cls, value: Path) -> Path:
-        """Made absolute where the settings are built, so every lineage tag, report link and
-        log location recorded from it names the same place from any working directory (a
-        worker on another host resolves it when the root is on a shared filesystem)."""
+    def _absolute_root(cls, value: object) -> object:
+        """Made absolute where the settings are built (a URL is kept as it is), so every lineage
+        tag, report link and log location recorded from it names the same place from any
+        working directory; a URL root is the one that other hosts resolve without a shared
+        filesystem."""
+        return normalize_root(value) if isinstance(value, str | os.PathLike) else value
+
+    @field_validator("local_artifact_root")
+    @classmethod
+    def _absolute_local_root(cls, value: Path) -> Path:
         return value.expanduser().absolute()
 
     @property
-    def snapshot_dir(self) -> Path:
-        """Immutable Parquet snapshots, one file per content fingerprint."""
-        return self.artifact_root / "snapshots"
+    def local_root(self) -> Path:
+        """The folder of this host's artifacts: the artifact root itself when it is local."""
+        return (
+            self.local_artifact_root if is_remote(self.artifact_root) else Path(self.artifact_root)
+        )
+
+    def artifact_store(self) -> ArtifactStore:
+        """The store of snapshots and splits (prefect_mlops.artifact_store)."""
+        return ArtifactStore(
+            root=self.artifact_root,
+            cache_dir=self.local_root / "cache",
+            storage_options=self.artifact_storage_options,
+        )
 
     @property
-    def split_dir(self) -> Path:
-        """Train and holdout parts of snapshots."""
-        return self.artifact_root / "splits"
+    def snapshot_dir(self) -> Path:
+        """Where snapshots are written on this host, one file per content fingerprint: the
+        root's `snapshots` folder, or its place in the cache before it is published."""
+        store = self.artifact_store()
+        return store.local_path(store.uri(SNAPSHOTS))
 
     @property
     def quarantine_dir(self) -> Path:
         """Batches that failed validation, kept for a person to inspect."""
-        return self.artifact_root / "quarantine"
+        return self.local_root / "quarantine"
 
     @property
     def prediction_log_dir(self) -> Path:
-        """The Parquet prediction log every service, scoring run and monitoring run shares."""
-        return self.artifact_root / "prediction_log"
+        """The Parquet prediction log every service, scoring run and monitoring run shares (on
+        this host only: several hosts share the SQL log, `prediction_log_url`)."""
+        return self.local_root / "prediction_log"
 
     @property
     def monitoring_dir(self) -> Path:
         """Monitoring outputs: one folder per run with the window, reports and summary."""
-        return self.artifact_root / "monitoring"
+        return self.local_root / "monitoring"
 
     @property
     def evidently_dir(self) -> Path:
         """The local Evidently workspace (`evidently ui --workspace <this>`)."""
-        return self.artifact_root / "evidently"
+        return self.local_root / "evidently"
 
     @property
     def mlflow_artifact_dir(self) -> Path:
         """Artifact location of experiments created on a local (non-server) tracking store."""
-        return self.artifact_root / "mlflow"
+        return self.local_root / "mlflow"
 
     @property
     def is_local_tracking(self) -> bool:

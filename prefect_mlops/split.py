@@ -1,4 +1,4 @@
-"""Split: cut a snapshot into train and holdout parts, reproducibly, and write both beside it.
+"""Split: cut a snapshot into train and holdout parts, reproducibly, and store both beside it.
 
 A time split holds out the latest rows. Random and stratified splits send a row to the holdout
 when a hash of its key falls in the lowest `test_size` share of buckets, so a row keeps its side
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from prefect_mlops.artifact_store import SPLITS, ArtifactStore
 from prefect_mlops.config import PipelineConfig, SplitConfig
 from prefect_mlops.errors import DataQualityError
 from prefect_mlops.io import write_table_atomic
@@ -26,6 +26,7 @@ from prefect_mlops.results import Snapshot, SplitLineage, SplitRefs
 # older version's hash holdout is not mistaken for the new one.
 ROW_HASH = "pandas-siphash-v1"
 BUCKETS = 10_000
+PARTS = ("train", "holdout")
 
 
 def holdout_buckets(test_size: float) -> int:
@@ -156,13 +157,14 @@ def _lineage_clock(config: PipelineConfig, table: pa.Table) -> str | None:
     return window.time_column if window and window.time_column in table.column_names else None
 
 
-def write_split(snapshot: Snapshot, config: PipelineConfig, split_dir: Path) -> SplitRefs:
-    """Split a snapshot and write train and holdout Parquet files keyed by data and split."""
+def write_split(snapshot: Snapshot, config: PipelineConfig, store: ArtifactStore) -> SplitRefs:
+    """Split a snapshot and store train and holdout Parquet files keyed by data and split (the
+    snapshot is read from its URI, through the store's cache when it is remote)."""
     split, target = config.split, config.target
-    table = pq.read_table(snapshot.uri)
+    table = pq.read_table(store.localize(snapshot.uri))
     key = [] if split.strategy == "time" else row_key_columns(table.column_names, config)
     recipe = f"{snapshot.fingerprint}{split.model_dump_json()}{json.dumps(key)}{ROW_HASH}"
-    folder = split_dir / hashlib.sha256(recipe.encode()).hexdigest()[:16]
+    folder = hashlib.sha256(recipe.encode()).hexdigest()[:16]
     # Rows are cut in Arrow: only the columns that decide the split are converted to pandas.
     deciders = [str(split.time_column)] if split.strategy == "time" else [*key, target]
     missing = [c for c in dict.fromkeys(deciders) if c not in table.column_names]
@@ -181,11 +183,13 @@ def write_split(snapshot: Snapshot, config: PipelineConfig, split_dir: Path) -> 
         times = frame[column] if column in frame else table.column(column).to_pandas()
         # Only the split's own clock must be whole; a window's column records what it can.
         train_times = clock(times, column, strict=split.strategy == "time").iloc[train].dropna()
-    write_table_atomic(table.take(train), folder / "train.parquet")
-    write_table_atomic(table.take(holdout), folder / "holdout.parquet")
+    train_uri, holdout_uri = (store.uri(SPLITS, folder, f"{part}.parquet") for part in PARTS)
+    for uri, rows in ((train_uri, train), (holdout_uri, holdout)):
+        write_table_atomic(table.take(rows), store.local_path(uri))  # on local disk first
+        store.publish(uri)  # then whole, under its final name
     return SplitRefs(
-        train_uri=str(folder / "train.parquet"),
-        holdout_uri=str(folder / "holdout.parquet"),
+        train_uri=train_uri,
+        holdout_uri=holdout_uri,
         train_rows=len(train),
         holdout_rows=len(holdout),
         lineage=split_lineage(split, key, column, train_times),

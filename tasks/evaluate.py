@@ -10,6 +10,7 @@ from mlflow.exceptions import MlflowException
 from prefect import task
 from sklearn.pipeline import Pipeline
 
+from prefect_mlops.artifact_store import local_file
 from prefect_mlops.comparison import (
     compare_models,
     compared_rows,
@@ -39,7 +40,7 @@ def evaluate_model(
     settings: Settings,
 ) -> Evaluation:
     """Score the fitted model on the holdout and log metrics, slices and plots to MLflow."""
-    holdout = read_parquet(split.holdout_uri, columns=schema.columns(*config.slices))
+    holdout = read_parquet(local_file(split.holdout_uri), columns=schema.columns(*config.slices))
     report = evaluate_holdout(model, holdout, schema, config)
     log_holdout_report(mlflow_client(settings), run_id, report)
     return report.evaluation
@@ -74,9 +75,10 @@ def compare_with_version(
     for a promotion decided again because the champion moved meanwhile)."""
     name = config.registered_model_name
     lineage = recorded_lineage(mlflow_client(settings), name, version)
-    present = set(pq.read_schema(split.holdout_uri).names)
+    local = local_file(split.holdout_uri)
+    present = set(pq.read_schema(local).names)
     wanted = schema.columns(*lineage_columns(lineage, split.lineage))
-    holdout = read_parquet(split.holdout_uri, columns=[c for c in wanted if c in present])
+    holdout = read_parquet(local, columns=[c for c in wanted if c in present])
     unseen = unseen_rows(holdout, lineage, version, config.gate.min_comparison_rows)
     time_column = split.lineage.time_column or (lineage.time_column if lineage else None)
     if unseen.reason is not None:

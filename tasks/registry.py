@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import task
 from sklearn.pipeline import Pipeline
 
+from prefect_mlops.artifact_store import local_file
 from prefect_mlops.context import TrainingContext
 from prefect_mlops.gate import decide as decide_gate
 from prefect_mlops.gate import decide_promotion
@@ -66,7 +67,7 @@ def log_model(
     """Log the fitted pipeline to the run with signature, input example and skops format, as a
     LoggedModel called `name` (the registered model's) in the run's experiment."""
     use_tracking(settings)
-    example = read_parquet_head(split.holdout_uri, 5, columns=schema.features)
+    example = read_parquet_head(local_file(split.holdout_uri), 5, columns=schema.features)
     params = estimator_params(model)
     info = log_sklearn_model(model, example, run_id, requirements, name=name, params=params)
     return LoggedModel(model_uri=info.model_uri, run_id=run_id, model_id=info.model_id)
@@ -82,7 +83,7 @@ def verify_model_loads(
 ) -> GateCheck:
     """Load the logged model back through MLflow and check it predicts like the fitted one."""
     use_tracking(settings)
-    example = read_parquet_head(split.holdout_uri, 20, columns=schema.features)
+    example = read_parquet_head(local_file(split.holdout_uri), 20, columns=schema.features)
     return check_model_loads(logged, model, example)
 
 

@@ -183,7 +183,7 @@ def look_at_step(
 def publish_step_evidence(evidence: StepEvidence, settings: Settings) -> None:
     """One Markdown artifact per step, and the JSON `mlops rollout status` reads."""
     outcome = "aborted" if evidence.aborted else evidence.verdict
-    gate.save_evidence(settings.artifact_root, evidence, outcome)
+    gate.save_evidence(settings.local_root, evidence, outcome)
     create_markdown_artifact(
         markdown=gate.evidence_markdown(evidence, outcome),
         key=artifact_key("rollout", evidence.model_name, evidence.step),

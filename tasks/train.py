@@ -7,6 +7,7 @@ import time
 from prefect import task, unmapped
 from sklearn.pipeline import Pipeline
 
+from prefect_mlops.artifact_store import local_file
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.estimators import (
     build_model,
@@ -89,7 +90,7 @@ def score_candidate(
 ) -> CandidateScore:
     """Cross-validate one candidate and record it as a nested MLflow run."""
     started_ms = int(time.time() * 1000)  # the nested run spans the read and the folds
-    train = read_parquet(split.train_uri, columns=schema.columns())
+    train = read_parquet(local_file(split.train_uri), columns=schema.columns())
     scores, seconds = cross_validate_spec(spec, train, schema, config, threads)
     metric = config.gate.primary_metric
     client = mlflow_client(settings)
@@ -107,7 +108,7 @@ def score_candidate(
 @task(**RELEASES_MEMORY, task_run_name="refit {spec.title}")
 def fit_model(spec: CandidateSpec, split: SplitRefs, schema: FeatureSchema, seed: int) -> Pipeline:
     """Refit the chosen candidate on the whole training part."""
-    train = read_parquet(split.train_uri, columns=schema.columns())
+    train = read_parquet(local_file(split.train_uri), columns=schema.columns())
     model = build_model(spec, schema, seed)
     model.fit(train[schema.features], train[schema.target])
     return model

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context import registry as context_registry
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE, MLFLOW_SOURCE_NAME
 
+from prefect_mlops.artifact_store import is_remote, local_file
 from prefect_mlops.lineage import SplitDataset, describe_dataset
 from prefect_mlops.monitoring.drift import DRIFT_HTML, QUALITY_HTML
 from prefect_mlops.monitoring.records import DriftSummary, model_resource_id
@@ -198,7 +199,7 @@ def dataset_input(uri: str, name: str, context: str) -> DatasetInput:
     dataset = SplitDataset(
         source=described.source,
         name=name,
-        digest=file_digest(Path(uri)),
+        digest=file_digest(Path(local_file(uri))),  # an object store's through the cache
         schema=described.schema,
     )
     return DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", context)])
@@ -215,7 +216,8 @@ def log_monitoring_inputs(
             str(window), f"{summary.model_name}-window-{file_digest(window)[:8]}", WINDOW_CONTEXT
         )
     ]
-    if summary.reference_snapshot and Path(summary.reference_snapshot).is_file():
+    reference = summary.reference_snapshot
+    if reference and (is_remote(reference) or Path(reference).is_file()):
         name = f"{summary.model_name}-reference-v{summary.model_version}"
         datasets.append(dataset_input(summary.reference_snapshot, name, REFERENCE_CONTEXT))
     models = [LoggedModelInput(model_id)] if model_id else None

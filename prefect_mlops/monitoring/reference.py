@@ -11,6 +11,8 @@ from urllib.request import url2pathname
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from prefect_mlops.artifact_store import ArtifactStore, is_remote
+from prefect_mlops.errors import ArtifactNotFoundError
 from prefect_mlops.metrics import POSITIVE_LABEL_TAG, decode_label
 from prefect_mlops.monitoring.records import MonitoredModel, ReferenceDataError
 from prefect_mlops.packaging import load_pipeline
@@ -24,8 +26,9 @@ DATASET_CONTEXT_TAG = "mlflow.data.context"
 
 
 def logged_holdout(run: Run | None) -> str | None:
-    """The local path of the holdout split a training run logged as its `holdout` dataset input
-    (the quality report's reference: rows the model never trained on), there or not."""
+    """The URI of the holdout split a training run logged as its `holdout` dataset input (the
+    quality report's reference: rows the model never trained on), there or not: a local path, or
+    the artifact store's URL."""
     inputs = run.inputs.dataset_inputs if run is not None and run.inputs else []
     for item in inputs:
         if not any(t.key == DATASET_CONTEXT_TAG and t.value == "holdout" for t in item.tags):
@@ -34,20 +37,30 @@ def logged_holdout(run: Run | None) -> str | None:
             uri = str(json.loads(item.dataset.source).get("uri", ""))
         except (ValueError, AttributeError):
             return None
+        if is_remote(uri):
+            return uri
         parsed = urlparse(uri)
         return str(Path(url2pathname(parsed.path)) if parsed.scheme == "file" else Path(uri))
     return None
 
 
-def holdout_path(run: Run | None) -> str | None:
-    """The training run's holdout split (`logged_holdout`), if the file is still there."""
+def holdout_path(run: Run | None, store: ArtifactStore | None = None) -> str | None:
+    """The training run's holdout split (`logged_holdout`), if it is still in its store."""
     path = logged_holdout(run)
-    return path if path and Path(path).is_file() else None
+    if not path:
+        return None
+    return path if (store or Settings().artifact_store()).exists(path) else None
 
 
-def resolve_monitored_model(client: MlflowClient, name: str, alias: str) -> MonitoredModel:
+def resolve_monitored_model(
+    client: MlflowClient, name: str, alias: str, store: ArtifactStore | None = None
+) -> MonitoredModel:
     """The version behind `alias`, its training snapshot (lineage tags), holdout metrics and,
-    for a binary classifier, the positive class its training run recorded."""
+    for a binary classifier, the positive class its training run recorded.
+
+    The snapshot is fetched by its URI through `store` (the environment's when not given) into
+    this host's cache: a version trained on another host is monitored from the shared root."""
+    store = store or Settings().artifact_store()
     version = find_version(client, name, alias)
     if version is None:
         raise ReferenceDataError(f"registered model {name!r} has no alias {alias!r}")
@@ -61,12 +74,15 @@ def resolve_monitored_model(client: MlflowClient, name: str, alias: str) -> Moni
             f"{label} has no data_snapshot lineage tag on the version or its run {run_id}: "
             "the data it was trained on is unknown, so it cannot be monitored"
         )
-    if not Path(snapshot).is_file():
+    try:
+        store.localize(snapshot)
+    except ArtifactNotFoundError as missing:
         raise ReferenceDataError(
             f"reference snapshot of {label} is missing: {snapshot} (data_fingerprint "
             f"{version.tags.get('data_fingerprint', '?')}); restore it or retrain the model"
-        )
+        ) from missing
     metrics = run.data.metrics if run else {}
+    holdout = holdout_path(run, store)
     return MonitoredModel(
         name=name,
         alias=alias,
@@ -80,8 +96,8 @@ def resolve_monitored_model(client: MlflowClient, name: str, alias: str) -> Moni
             if key.startswith(HOLDOUT_PREFIX)
         },
         positive_label=decode_label(run_tags.get(POSITIVE_LABEL_TAG)),
-        holdout_uri=holdout_path(run),
-        missing_holdout=None if holdout_path(run) else logged_holdout(run),
+        holdout_uri=holdout,
+        missing_holdout=None if holdout else logged_holdout(run),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prefect_mlops.artifact_store import local_file
 from prefect_mlops.config import PipelineConfig, TaskType
 from prefect_mlops.features import infer_schema
 from prefect_mlops.io import read_parquet, write_parquet_atomic
@@ -102,7 +103,7 @@ def score_windows(
     Only the predictions are written (one column beside the window): the data is already on disk.
     The version's holdout, when its file remains, is scored too: the quality report's reference.
     """
-    reference = read_parquet(model.snapshot_uri)
+    reference = read_parquet(local_file(model.snapshot_uri))  # by URI: another host's too
     current = read_parquet(window.uri)
     schema = reference_schema(reference, config)
     problems = schema_problems(reference, current, schema.features)
@@ -116,7 +117,7 @@ def score_windows(
     write_predictions(scored_reference, reference_predictions)
     holdout_predictions = None
     if model.holdout_uri:
-        holdout = read_parquet(model.holdout_uri)
+        holdout = read_parquet(local_file(model.holdout_uri))
         holdout_predictions = folder / "holdout-predictions.parquet"
         scored_holdout = predict_rows(
             estimator, holdout, schema.features, f"holdout {model.holdout_uri}", label
@@ -158,7 +159,7 @@ def scored_holdout(scored: ScoredRefs) -> pd.DataFrame | None:
     """The version's holdout with its predictions, when it was scored (else None)."""
     if not scored.holdout_uri or not scored.holdout_predictions_uri:
         return None
-    holdout = read_parquet(scored.holdout_uri)
+    holdout = read_parquet(local_file(scored.holdout_uri))
     return _with_predictions(holdout, scored.holdout_predictions_uri)
 
 
@@ -173,7 +174,7 @@ def _with_predictions(frame: pd.DataFrame, predictions_uri: str) -> pd.DataFrame
 def scored_frames(scored: ScoredRefs) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Reference and current data with the prediction column each side has."""
     reference = _with_predictions(
-        read_parquet(scored.reference_uri), scored.reference_predictions_uri
+        read_parquet(local_file(scored.reference_uri)), scored.reference_predictions_uri
     )
     current = read_parquet(scored.current_uri).drop(columns=[PROBABILITIES], errors="ignore")
     if scored.current_predictions_uri:

@@ -36,7 +36,7 @@ def champion(settings: Settings, fast_config: PipelineConfig, bikeshare: pd.Data
     model = build_model(spec, schema, 0).fit(bikeshare[schema.features], bikeshare["bikers"])
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     experiment = client.create_experiment(
-        "scoring", artifact_location=(settings.artifact_root / "mlflow").resolve().as_uri()
+        "scoring", artifact_location=(settings.local_root / "mlflow").resolve().as_uri()
     )
     run = client.create_run(experiment)
     example = bikeshare[schema.features].head(5)
@@ -77,7 +77,7 @@ def test_scored_rows_are_logged_as_batch_and_leave_the_online_window_unchanged(
     champion, settings, fast_config_path, fast_config, bikeshare, tmp_path
 ) -> None:
     model, schema = champion
-    log_dir = settings.artifact_root / "prediction_log"
+    log_dir = settings.local_root / "prediction_log"
     served = bikeshare[schema.features].head(50)
     live = PredictionRecord(
         "live",
@@ -157,7 +157,7 @@ def test_sql_query_source_appends_to_an_existing_table(
     scored = pd.read_sql_table("scored", sa.create_engine(destination))
     assert first.rows == int((rows["season"] == 1).sum()) > 250
     assert len(scored) == 2 * first.rows and set(scored["season"]) == {1}
-    log = read_prediction_log(directory=settings.artifact_root / "prediction_log")
+    log = read_prediction_log(directory=settings.local_root / "prediction_log")
     assert len(log) == 2 * first.rows
 
 

@@ -12,6 +12,7 @@ from prefect_mlops.comparison import lineage_from_tags, split_tags, unseen_rows
 from prefect_mlops.config import PipelineConfig, parse_config
 from prefect_mlops.io import write_parquet_atomic
 from prefect_mlops.results import Snapshot, SplitLineage, SplitRefs
+from prefect_mlops.settings import Settings
 from prefect_mlops.split import write_split
 from tests.conftest import fast_config_dict
 
@@ -42,7 +43,7 @@ def cut(frame: pd.DataFrame, cfg: PipelineConfig, folder: Path, label: str) -> S
     uri = folder / f"{label}.parquet"
     write_parquet_atomic(frame.reset_index(drop=True), uri)
     snapshot = Snapshot(uri=str(uri), fingerprint=label, rows=len(frame), columns=[], source="t")
-    return write_split(snapshot, cfg, folder / "splits")
+    return write_split(snapshot, cfg, Settings(artifact_root=folder).artifact_store())
 
 
 def compared(challenger: SplitRefs, champion: SplitRefs, min_rows: int = 10) -> pd.DataFrame:

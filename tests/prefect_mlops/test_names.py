@@ -69,7 +69,7 @@ def test_monitoring_run_folder_is_confined(settings: Settings) -> None:
     assert folder.is_relative_to(settings.monitoring_dir.resolve() / "bikeshare-demand")
     with pytest.raises(UnsafeNameError, match="registered_model_name"):
         run_folder(settings, "../../outside")
-    assert not settings.artifact_root.exists()
+    assert not settings.local_root.exists()
 
 
 def test_evidently_project_of_an_unsafe_name_is_refused() -> None:

@@ -129,7 +129,7 @@ def test_logging_a_model_with_pickle_off_warns_nothing_and_it_loads(
 ) -> None:
     model = make_pipeline(LinearRegression()).fit(X, Y)
     client = mlflow.MlflowClient(settings.tracking_uri)
-    run = client.create_run(client.create_experiment("p", (settings.artifact_root / "a").as_uri()))
+    run = client.create_run(client.create_experiment("p", (settings.local_root / "a").as_uri()))
     mlflow.set_tracking_uri(settings.tracking_uri)
     with caplog.at_level(logging.WARNING, logger="mlflow"):
         info = log_sklearn_model(model, X, run.info.run_id)
@@ -155,7 +155,7 @@ def test_a_model_logged_off_any_active_run_lands_in_its_runs_experiment_under_it
 ) -> None:
     model = make_pipeline(LinearRegression()).fit(X, Y)
     client = mlflow.MlflowClient(settings.tracking_uri)
-    experiment = client.create_experiment("named", (settings.artifact_root / "n").as_uri())
+    experiment = client.create_experiment("named", (settings.local_root / "n").as_uri())
     run = client.create_run(experiment)
     mlflow.set_tracking_uri(settings.tracking_uri)
     info = log_sklearn_model(model, X, run.info.run_id, name="demand", params={"k": "1"})

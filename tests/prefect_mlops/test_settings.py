@@ -15,11 +15,11 @@ def test_a_relative_artifact_root_is_made_absolute(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLOPS_ARTIFACT_ROOT", "shared/artifacts")
     settings = Settings()
-    assert settings.artifact_root == tmp_path / "shared" / "artifacts"
+    assert settings.artifact_root == str(tmp_path / "shared" / "artifacts")
     assert settings.snapshot_dir.is_absolute()
     assert settings.prediction_log_dir == tmp_path / "shared" / "artifacts" / "prediction_log"
 
 
 def test_a_home_relative_artifact_root_is_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOPS_ARTIFACT_ROOT", "~/mlops-artifacts")
-    assert Settings().artifact_root == Path.home() / "mlops-artifacts"
+    assert Settings().artifact_root == str(Path.home() / "mlops-artifacts")

@@ -8,6 +8,7 @@ from prefect_mlops.config import PipelineConfig, SplitConfig, parse_config
 from prefect_mlops.errors import DataQualityError
 from prefect_mlops.io import write_parquet_atomic
 from prefect_mlops.results import Snapshot
+from prefect_mlops.settings import Settings
 from prefect_mlops.split import split_frame
 from tasks.split import split_snapshot
 
@@ -108,7 +109,7 @@ def test_snapshot_split_files_hold_the_same_rows_as_split_frame(
     uri = tmp_path / "snapshot.parquet"
     write_parquet_atomic(data, uri)
     snapshot = Snapshot(uri=str(uri), fingerprint="f", rows=len(data), columns=[], source="test")
-    refs = split_snapshot.fn(snapshot, config_with(split), tmp_path / "splits")
+    refs = split_snapshot.fn(snapshot, config_with(split), Settings(artifact_root=tmp_path))
     train, holdout = split_frame(data, split, "y")
     pd.testing.assert_frame_equal(pd.read_parquet(refs.train_uri), train)
     pd.testing.assert_frame_equal(pd.read_parquet(refs.holdout_uri), holdout)
@@ -123,7 +124,9 @@ def test_missing_split_column_is_named_before_reading_rows(
     snapshot = Snapshot(uri=str(uri), fingerprint="f", rows=len(frame), columns=[], source="test")
     with pytest.raises(DataQualityError, match=r"split\.time_column 'when' is not in the data"):
         split_snapshot.fn(
-            snapshot, config_with(SplitConfig(strategy="time", time_column="when")), tmp_path
+            snapshot,
+            config_with(SplitConfig(strategy="time", time_column="when")),
+            Settings(artifact_root=tmp_path),
         )
 
 
@@ -131,10 +134,11 @@ def test_each_split_records_how_it_was_cut(frame: pd.DataFrame, tmp_path: Path) 
     uri = tmp_path / "snapshot.parquet"
     write_parquet_atomic(frame, uri)
     snapshot = Snapshot(uri=str(uri), fingerprint="f", rows=len(frame), columns=[], source="test")
+    settings = Settings(artifact_root=tmp_path)
     by_time = split_snapshot.fn(
-        snapshot, config_with(SplitConfig(strategy="time", time_column="t")), tmp_path
+        snapshot, config_with(SplitConfig(strategy="time", time_column="t")), settings
     )
-    hashed = split_snapshot.fn(snapshot, config_with(SplitConfig(test_size=0.3)), tmp_path)
+    hashed = split_snapshot.fn(snapshot, config_with(SplitConfig(test_size=0.3)), settings)
     assert by_time.lineage.assignment == "time"
     assert (
         by_time.lineage.train_end

@@ -59,7 +59,7 @@ def scores_with(parallel: int, tmp_path: Path, settings: Settings) -> list[Candi
     @flow
     def fan_out() -> list[CandidateScore]:
         snapshot = snapshot_source(config.source, settings.snapshot_dir)
-        split = split_snapshot(snapshot, config, settings.split_dir)
+        split = split_snapshot(snapshot, config, settings)
         schema = infer_schema(pd.read_parquet(snapshot.uri), config)
         client = MlflowClient(settings.tracking_uri)
         experiment = client.create_experiment(f"fan-out-{parallel}")
