@@ -219,6 +219,19 @@ class ArtifactStore:
             ) from error
 
 
+def root_problems(root: str) -> list[str]:
+    """What stops `root` from being used, found without reaching it: a URL whose protocol has no
+    fsspec filesystem installed (s3:// without s3fs, say)."""
+    if not is_remote(root):
+        return []
+    protocol = urlparse(root).scheme
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ImportError, ValueError) as error:
+        return [f"artifact root {root}: no filesystem for {protocol}:// ({error})"]
+    return []
+
+
 def local_file(uri: str, store: ArtifactStore | None = None) -> str:
     """The local path of an immutable artifact (snapshot, split) for pandas and pyarrow, through
     `store`, else the store of this process's environment (`MLOPS_ARTIFACT_*`)."""

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Literal
 
+from prefect_mlops.artifact_store import root_problems
 from prefect_mlops.config import PipelineConfig, load_config
 from prefect_mlops.errors import ConfigError
 from prefect_mlops.estimators import check_candidates
@@ -31,6 +32,7 @@ def pipeline_problems(config: PipelineConfig, settings: Settings, purpose: Purpo
         and not Path(source.path).exists()
     ):
         problems.append(f"source.path: {source.kind} file {source.path} does not exist")
+    problems += root_problems(settings.artifact_root)
     checkpoint = settings.gx_root / "checkpoints" / f"{config.validation.suite}.{purpose}.json"
     if not checkpoint.is_file():
         problems.append(

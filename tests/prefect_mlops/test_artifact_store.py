@@ -134,6 +134,14 @@ def test_settings_take_an_s3_root_and_its_options_from_the_environment(
     assert settings.prediction_log_dir == tmp_path / "here" / "prediction_log"  # local only
 
 
+def test_a_local_root_keeps_recording_absolute_paths(local_store: ArtifactStore) -> None:
+    path = Path(local_store.uri("snapshots", "abc.parquet"))
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"parquet")
+    snapshot = Snapshot(uri=str(path), fingerprint="abc", rows=1, columns=["a"], source="t")
+    assert publish_snapshot(snapshot, local_store) == snapshot  # no file:// and no copy
+
+
 def test_a_file_url_root_is_a_local_path(tmp_path: Path) -> None:
     settings = Settings(artifact_root=(tmp_path / "r").as_uri())
     assert settings.artifact_root == str(tmp_path / "r") and settings.local_root == tmp_path / "r"

@@ -38,6 +38,16 @@ def test_every_problem_is_named_in_one_error(tmp_path: Path, settings: Settings)
     assert "validation.suite" in message and "nosuch.training" in message
 
 
+def test_an_artifact_root_whose_filesystem_is_not_installed_is_named(
+    fast_config_path: Path, settings: Settings
+):
+    elsewhere = settings.model_copy(update={"artifact_root": "nosuchfs://bucket/mlops"})
+    with pytest.raises(ConfigError, match=r"artifact root nosuchfs://bucket/mlops: no filesystem"):
+        load_checked_config(fast_config_path, elsewhere)
+    s3 = settings.model_copy(update={"artifact_root": "s3://bucket/mlops"})
+    assert load_checked_config(fast_config_path, s3).name  # s3fs is installed (the s3 extra)
+
+
 def test_scoring_runs_do_not_need_the_training_source(tmp_path: Path, settings: Settings):
     raw = fast_config_dict()
     raw["source"]["path"] = str(tmp_path / "landing" / "not-yet.csv")
