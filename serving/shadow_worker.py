@@ -6,7 +6,8 @@ copies of one challenger version, `flush` the log) and answers on the stdout it 
 with; everything it prints goes to stderr, the service's log. It loads each challenger version
 itself (skops or ONNX, never pickle), validates each copy against that version's signature,
 scores a batch in one engine call (a batch whose call fails copy by copy, so one bad copy counts
-one error) and writes the `shadow` rows to the service's prediction log. SIGINT and SIGTERM are
+one error) and writes the `shadow` rows to the service's prediction log. A copy's scoring time
+(`mlops_serve_arm_seconds{arm="shadow"}`) is the CPU time of the call that scored it. SIGINT and SIGTERM are
 left to the service, which closes the worker's input when it stops: the worker then writes (or
 spools) what its log holds and exits.
 """
@@ -158,13 +159,15 @@ class ShadowWorker:
             if len(group) == 1
             else {n: list(chain.from_iterable(c.columns[n] for c in group)) for n in first}
         )
-        started = time.perf_counter()
+        # CPU time, not wall time: the worker runs at a low priority, so its wall time would
+        # measure the scheduler's choices (and the load beside it), not the challenger.
+        started = time.process_time()
         try:
             output = model.engine.predict(columns)
         except Exception:
             logger.debug("shadow copy %s failed", group[0].request_id, exc_info=True)
             return None
-        return output, time.perf_counter() - started
+        return output, time.process_time() - started
 
 
 class Copy(NamedTuple):
