@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context import registry as context_registry
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE, MLFLOW_SOURCE_NAME
 
-from prefect_mlops.artifact_store import is_remote, local_file
+from prefect_mlops.artifact_store import ArtifactStore, is_remote, local_file
 from prefect_mlops.lineage import SplitDataset, describe_dataset
 from prefect_mlops.monitoring.drift import DRIFT_HTML, QUALITY_HTML
 from prefect_mlops.monitoring.records import DriftSummary, model_resource_id
@@ -30,6 +30,10 @@ MONITORING_ENTRYPOINT = "flows/monitoring.py:monitoring_flow"
 # The MLflow dataset contexts of a monitoring run's inputs (training runs log "training" and
 # "holdout"): the window judged and the snapshot it was judged against.
 WINDOW_CONTEXT, REFERENCE_CONTEXT = "monitoring-window", "reference"
+# The monitoring MLflow run's tag naming where its reports and summary are kept by the artifact
+# store: `<root>/monitoring/<model>/<run folder>` (the run folder itself on a local root).
+MONITORING_FOLDER_TAG = "monitoring.folder"
+MONITORING_FOLDER = "monitoring"
 
 
 def project_name(model_name: str) -> str:
@@ -246,10 +250,27 @@ def run_metrics(summary: DriftSummary) -> dict[str, float]:
     return values
 
 
+def store_run_folder(folder: Path, model_name: str, store: ArtifactStore) -> str:
+    """The run's HTML reports and summary put under the root's `monitoring/<model>/<run>/`
+    when the root is an object store; that folder's URI (the run folder on a local root)."""
+    if store.is_local:
+        return str(folder)
+    target = store.uri(MONITORING_FOLDER, model_name, folder.name)
+    for name in (DRIFT_HTML, QUALITY_HTML, SUMMARY_JSON):
+        if (folder / name).is_file():
+            store.publish(f"{target}/{name}", folder / name)
+    return target
+
+
 def log_monitoring_run(
-    client: MlflowClient, experiment_id: str, summary: DriftSummary, flow_run_id: str | None
+    client: MlflowClient,
+    experiment_id: str,
+    summary: DriftSummary,
+    flow_run_id: str | None,
+    store: ArtifactStore | None = None,
 ) -> DriftSummary:
-    """A monitoring MLflow run tagged with the model version: key metrics, HTML, summary JSON.
+    """A monitoring MLflow run tagged with the model version: key metrics, HTML, summary JSON,
+    and the URI of the reports' folder in the artifact store (`store`, else the environment's).
 
     The version itself is tagged with the run and its outcome, so the registry shows both.
     """
@@ -281,6 +302,8 @@ def log_monitoring_run(
     for name in (DRIFT_HTML, QUALITY_HTML, SUMMARY_JSON):
         if (folder / name).is_file():
             client.log_artifact(run_id, str(folder / name), MLFLOW_ARTIFACT_DIR)
+    stored = store_run_folder(folder, summary.model_name, store or Settings().artifact_store())
+    client.set_tag(run_id, MONITORING_FOLDER_TAG, stored)
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
     name, number_ = summary.model_name, summary.model_version
     client.set_model_version_tag(name, number_, "monitoring.last_run_id", run_id)

@@ -131,6 +131,10 @@ def test_another_host_monitors_the_version_by_its_reference_uri(shared: dict, ho
     run = MlflowClient(shared["tracking_uri"]).get_run(str(summary.mlflow_run_id))
     sources = {i.dataset.source for i in run.inputs.dataset_inputs}
     assert f'{{"uri": "{summary.reference_snapshot}"}}' in sources  # logged by its URI
+    folder = run.data.tags["monitoring.folder"]
+    assert folder.startswith(f"{shared['root']}/monitoring/{MODEL}/")
+    stored = objects(shared, folder.removeprefix(f"{shared['root']}/"))
+    assert {f"{folder}/report.html", f"{folder}/summary.json"} <= set(stored)
 
 
 def test_a_missing_reference_is_an_error_naming_its_uri(shared: dict, host_b: Path) -> None:
