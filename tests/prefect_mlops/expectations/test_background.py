@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +42,8 @@ def test_a_checkpoint_opened_in_the_background_validates_as_one_opened_in_line(
 
 
 def test_a_missing_project_is_raised_by_the_result(config: PipelineConfig, tmp_path: Path) -> None:
+    interval = sys.getswitchinterval()
     future = open_checkpoint_in_background(config, Settings(gx_root=tmp_path / "none"), "training")
     with pytest.raises(DataValidationError, match="mlops suite init"):
         future.result(timeout=120)
+    assert sys.getswitchinterval() == interval  # the import's shorter interval is undone
