@@ -9,8 +9,13 @@ process has already imported GX by the time its tasks run; it gains nothing from
 
 While the thread imports, the interpreter is handed over every 0.1 ms instead of every 5 ms
 (`IMPORT_SWITCH_SECONDS`): the snapshot's thread takes the interpreter back between pyarrow calls
-(a dozen per column per block) and without it waited up to 5 ms each time, the convoy that made
-the snapshot as slow as the import. This module imports nothing of GX itself: the thread does.
+(a dozen per column per block) and would otherwise wait up to 5 ms each time.
+
+What it buys depends on spare cores: pyarrow's reader already keeps both cores of the benchmark
+machine busy, and measured there under load average 6-14 from other work (README, ingest
+figures) the one-shot process was no faster than one importing GX first (1M rows 14.6-18.7 s
+against 10.5-16.5 s, 5M 30-65 s against 27-48 s): the snapshot slowed by about what the import
+took. This module imports nothing of GX itself: the thread does.
 """
 
 from __future__ import annotations
