@@ -6,7 +6,10 @@ store's are its URLs. Writers prepare a file on local disk and publish it whole:
 it is written in place (temp file in the same folder, then `os.replace`), on an object store one
 whole-object upload puts it at its final key only once its content is complete (S3, GCS and Azure
 commit an object, multipart or not, only when the upload completes; other fsspec stores get a
-temporary key moved into place). Readers of immutable, content-addressed objects (snapshots,
+temporary key moved into place). A root on the MLflow server's proxied artifact store
+(`mlflow-artifacts:/prefix`) goes through MLflow's own artifact client with the settings'
+tracking URI: no store credentials on the client, the server writes to its destination. Readers
+of immutable, content-addressed objects (snapshots,
 splits) get a local file: a local URI is its own path, a remote one is downloaded once into the
 read-through cache, where pandas, pyarrow and Great Expectations read it. A URI that is not there
 is an `ArtifactNotFoundError` naming it.
@@ -39,12 +42,18 @@ COPY_CHUNK_BYTES = 1 << 20
 # Folders under the root.
 SNAPSHOTS = "snapshots"
 SPLITS = "splits"
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# The MLflow server's proxied artifact store: reached through MLflow's client, not fsspec.
+MLFLOW_ARTIFACTS = "mlflow-artifacts"
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 
 
 def is_remote(uri: str) -> bool:
     """True for a URL of a store other than the local filesystem (`file://` is local)."""
-    return bool(_URL.match(uri)) and not uri.startswith("file://")
+    return bool(_URL.match(uri)) and not uri.startswith("file:")
+
+
+def _scheme(uri: str) -> str:
+    return urlparse(uri).scheme
 
 
 def normalize_root(root: str | os.PathLike[str]) -> str:
@@ -53,7 +62,7 @@ def normalize_root(root: str | os.PathLike[str]) -> str:
     text = os.fspath(root)
     if is_remote(text):
         return text.rstrip("/")
-    if text.startswith("file://"):
+    if text.startswith("file:"):
         text = url2pathname(urlparse(text).path)
     return str(Path(text).expanduser().absolute())
 
@@ -67,11 +76,13 @@ class ArtifactStore:
         cache_dir: where downloaded objects are kept, by scheme, bucket and key.
         storage_options: fsspec arguments for the root's protocol (an endpoint, a region); keys
             and secrets come from the store's usual environment variables, never from here.
+        tracking_uri: the MLflow server of an `mlflow-artifacts:` root.
     """
 
     root: str
     cache_dir: Path
     storage_options: Mapping[str, Any] = field(default_factory=dict)
+    tracking_uri: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -96,6 +107,8 @@ class ArtifactStore:
         """True when `uri` names an object (or file) in its store."""
         if not is_remote(uri):
             return self.local_path(uri).is_file()
+        if _scheme(uri) == MLFLOW_ARTIFACTS:
+            return self._mlflow_exists(uri)
         fs, path = self._filesystem(uri)
         try:
             fs.invalidate_cache(path)  # another host may have written it since a listing
@@ -114,12 +127,11 @@ class ArtifactStore:
             return path
         if not is_remote(uri):
             raise ArtifactNotFoundError(f"artifact {uri} is missing (no such file)")
-        fs, remote = self._filesystem(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".download")
         os.close(fd)
         try:
-            fs.get_file(remote, tmp)
+            self._get(uri, tmp)
             os.replace(tmp, path)
         except FileNotFoundError as error:
             raise ArtifactNotFoundError(f"artifact {uri} is missing from its store") from error
@@ -137,13 +149,15 @@ class ArtifactStore:
                 return self.local_path(uri).read_bytes()
             except FileNotFoundError as error:
                 raise ArtifactNotFoundError(f"artifact {uri} is missing (no such file)") from error
-        fs, path = self._filesystem(uri)
-        try:
-            return bytes(fs.cat_file(path))
-        except FileNotFoundError as error:
-            raise ArtifactNotFoundError(f"artifact {uri} is missing from its store") from error
-        except OSError as error:
-            raise ArtifactStoreError(f"cannot read artifact {uri}: {error}") from error
+        with tempfile.TemporaryDirectory() as folder:
+            target = Path(folder) / "content"
+            try:
+                self._get(uri, str(target))
+            except FileNotFoundError as error:
+                raise ArtifactNotFoundError(f"artifact {uri} is missing from its store") from error
+            except OSError as error:
+                raise ArtifactStoreError(f"cannot read artifact {uri}: {error}") from error
+            return target.read_bytes()
 
     def publish(self, uri: str, source: Path | None = None) -> str:
         """Put a complete local file (`source`, by default `local_path(uri)`, where writers
@@ -195,6 +209,9 @@ class ArtifactStore:
     def _put(self, source: Path, uri: str) -> None:
         """Upload a complete local file to `uri`: one whole-object put on an object store,
         a temporary key then a move elsewhere."""
+        if _scheme(uri) == MLFLOW_ARTIFACTS:
+            self._mlflow_put(source, uri)
+            return
         fs, path = self._filesystem(uri)
         try:
             if urlparse(uri).scheme in WHOLE_OBJECT_STORES:
@@ -205,6 +222,55 @@ class ArtifactStore:
             fs.mv(temporary, path)
         except OSError as error:
             raise ArtifactStoreError(f"cannot write artifact {uri}: {error}") from error
+
+    def _get(self, uri: str, target: str) -> None:
+        """Download `uri` to the local file `target` (FileNotFoundError when it is not there)."""
+        if _scheme(uri) == MLFLOW_ARTIFACTS:
+            if not self._mlflow_exists(uri):
+                raise FileNotFoundError(uri)
+            repo, name = self._mlflow_repository(uri)
+            with tempfile.TemporaryDirectory(dir=Path(target).parent) as folder:
+                os.replace(repo.download_artifacts(name, dst_path=folder), target)
+            return
+        fs, remote = self._filesystem(uri)
+        fs.get_file(remote, target)
+
+    def _mlflow_repository(self, uri: str) -> tuple[Any, str]:
+        """MLflow's artifact client for the folder of `uri`, and the file's name in it."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        folder, _, name = uri.rpartition("/")
+        try:
+            return get_artifact_repository(folder, tracking_uri=self.tracking_uri), name
+        except MlflowException as error:  # e.g. a tracking URI that is not the server
+            raise ArtifactStoreError(f"cannot reach artifact {uri}: {error}") from error
+
+    def _mlflow_exists(self, uri: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        repo, name = self._mlflow_repository(uri)
+        try:
+            listed = repo.list_artifacts()
+        except (MlflowException, OSError) as error:
+            raise ArtifactStoreError(f"cannot reach artifact {uri}: {error}") from error
+        return any(not f.is_dir and f.path.rsplit("/", 1)[-1] == name for f in listed)
+
+    def _mlflow_put(self, source: Path, uri: str) -> None:
+        """One upload of the complete file through the MLflow server (which writes it to its
+        artifacts destination); the file is sent under its final name."""
+        from mlflow.exceptions import MlflowException
+
+        repo, name = self._mlflow_repository(uri)
+        with tempfile.TemporaryDirectory() as folder:
+            named = source
+            if source.name != name:
+                named = Path(folder) / name
+                shutil.copyfile(source, named)
+            try:
+                repo.log_artifact(str(named))
+            except (MlflowException, OSError) as error:
+                raise ArtifactStoreError(f"cannot write artifact {uri}: {error}") from error
 
     def _filesystem(self, uri: str) -> tuple[Any, str]:
         """The fsspec filesystem of `uri` (with the root's options when it shares its protocol)
@@ -219,12 +285,20 @@ class ArtifactStore:
             ) from error
 
 
-def root_problems(root: str) -> list[str]:
+def root_problems(root: str, tracking_uri: str | None = None) -> list[str]:
     """What stops `root` from being used, found without reaching it: a URL whose protocol has no
-    fsspec filesystem installed (s3:// without s3fs, say)."""
+    fsspec filesystem installed (s3:// without s3fs, say), or an `mlflow-artifacts:` root without
+    an MLflow server as the tracking URI."""
     if not is_remote(root):
         return []
     protocol = urlparse(root).scheme
+    if protocol == MLFLOW_ARTIFACTS:
+        if (tracking_uri or "").startswith(("http://", "https://")):
+            return []
+        return [
+            f"artifact root {root}: the MLflow server's proxied store needs MLFLOW_TRACKING_URI "
+            f"to be that server (http://...), not {tracking_uri}"
+        ]
     try:
         fsspec.get_filesystem_class(protocol)
     except (ImportError, ValueError) as error:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
+from mlflow.data.dataset_source import DatasetSource
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.models import infer_signature
 from pydantic import BaseModel, Field
 
-from prefect_mlops.artifact_store import ArtifactStore, is_remote, local_file
+from prefect_mlops.artifact_store import MLFLOW_ARTIFACTS, ArtifactStore, is_remote, local_file
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.results import Snapshot, SplitRefs, ValidationSummary
 
@@ -89,6 +91,50 @@ def version_tags(lineage: dict[str, str], split: SplitRefs) -> dict[str, str]:
     return {key: tags[key] for key in VERSION_LINEAGE_TAGS if key in tags}
 
 
+class ProxiedArtifactSource(DatasetSource):
+    """A dataset on the MLflow server's proxied artifact store (`mlflow-artifacts:/...`), for
+    which MLflow registers no dataset source of its own; recorded as `{"uri": ...}` like the
+    others."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    @staticmethod
+    def _get_source_type() -> str:
+        return MLFLOW_ARTIFACTS
+
+    def load(self, dst_path: str | None = None) -> str:
+        """Download the file through the tracking server; its local path."""
+        from mlflow.artifacts import download_artifacts
+
+        return download_artifacts(artifact_uri=self.uri, dst_path=dst_path)
+
+    @staticmethod
+    def _can_resolve(raw_source: Any) -> bool:
+        return False  # built explicitly by describe_dataset, never guessed
+
+    @classmethod
+    def _resolve(cls, raw_source: Any) -> ProxiedArtifactSource:
+        return cls(str(raw_source))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"uri": self.uri}
+
+    @classmethod
+    def from_dict(cls, source_dict: dict[Any, Any]) -> ProxiedArtifactSource:
+        return cls(str(source_dict["uri"]))
+
+
+def dataset_source(uri: str) -> DatasetSource:
+    """The MLflow dataset source of an artifact URI: a `file://` URL of a local path, the
+    store's URL otherwise."""
+    if not is_remote(uri):
+        return resolve_dataset_source(Path(uri).resolve().as_uri())
+    if uri.startswith(f"{MLFLOW_ARTIFACTS}:"):
+        return ProxiedArtifactSource(uri)
+    return resolve_dataset_source(uri)
+
+
 class SplitDataset(MetaDataset):
     """A Parquet split as an MLflow dataset: metadata only, its rows are never loaded."""
 
@@ -107,6 +153,6 @@ def describe_dataset(
     local = local_file(uri, store)
     first_rows = next(pq.ParquetFile(local).iter_batches(batch_size=SCHEMA_SAMPLE_ROWS)).to_pandas()
     digest = hashlib.sha256(f"{uri}:{context}".encode()).hexdigest()[:8]
-    source = resolve_dataset_source(uri if is_remote(uri) else Path(uri).resolve().as_uri())
+    source = dataset_source(uri)
     schema = infer_signature(first_rows).inputs
     return SplitDataset(source=source, name=name, digest=digest, schema=schema)

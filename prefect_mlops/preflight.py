@@ -32,7 +32,7 @@ def pipeline_problems(config: PipelineConfig, settings: Settings, purpose: Purpo
         and not Path(source.path).exists()
     ):
         problems.append(f"source.path: {source.kind} file {source.path} does not exist")
-    problems += root_problems(settings.artifact_root)
+    problems += root_problems(settings.artifact_root, settings.tracking_uri)
     checkpoint = settings.gx_root / "checkpoints" / f"{config.validation.suite}.{purpose}.json"
     if not checkpoint.is_file():
         problems.append(

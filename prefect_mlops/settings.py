@@ -122,6 +122,7 @@ class Settings(BaseSettings):
             root=self.artifact_root,
             cache_dir=self.local_root / "cache",
             storage_options=self.artifact_storage_options,
+            tracking_uri=self.tracking_uri,
         )
 
     @property

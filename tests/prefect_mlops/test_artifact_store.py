@@ -11,6 +11,7 @@ import pytest
 
 from prefect_mlops.artifact_store import ArtifactStore, publish_snapshot
 from prefect_mlops.errors import ArtifactNotFoundError
+from prefect_mlops.lineage import dataset_source
 from prefect_mlops.results import Snapshot
 from prefect_mlops.settings import Settings
 from tests.s3 import S3Server, moto_s3
@@ -145,3 +146,10 @@ def test_a_local_root_keeps_recording_absolute_paths(local_store: ArtifactStore)
 def test_a_file_url_root_is_a_local_path(tmp_path: Path) -> None:
     settings = Settings(artifact_root=(tmp_path / "r").as_uri())
     assert settings.artifact_root == str(tmp_path / "r") and settings.local_root == tmp_path / "r"
+
+
+def test_artifacts_are_mlflow_dataset_sources_by_their_uri(s3_store: ArtifactStore) -> None:
+    proxied = "mlflow-artifacts:/team/splits/abc/holdout.parquet"
+    assert dataset_source(proxied).to_dict() == {"uri": proxied}  # MLflow registers none
+    on_s3 = s3_store.uri("splits", "abc", "holdout.parquet")
+    assert dataset_source(on_s3).to_dict() == {"uri": on_s3}

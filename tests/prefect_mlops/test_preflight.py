@@ -46,6 +46,9 @@ def test_an_artifact_root_whose_filesystem_is_not_installed_is_named(
         load_checked_config(fast_config_path, elsewhere)
     s3 = settings.model_copy(update={"artifact_root": "s3://bucket/mlops"})
     assert load_checked_config(fast_config_path, s3).name  # s3fs is installed (the s3 extra)
+    proxied = settings.model_copy(update={"artifact_root": "mlflow-artifacts:/mlops"})
+    with pytest.raises(ConfigError, match="needs MLFLOW_TRACKING_URI to be that server"):
+        load_checked_config(fast_config_path, proxied)  # the settings' tracking store is SQLite
 
 
 def test_scoring_runs_do_not_need_the_training_source(tmp_path: Path, settings: Settings):
