@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,6 +54,8 @@ def moto_s3() -> Iterator[S3Server]:
     with pytest.MonkeyPatch.context() as patch:
         for key, value in CREDENTIALS.items():
             patch.setenv(key, value)
+        # werkzeug logs every request at INFO: a failing test's output would be mostly that
+        patch.setattr(logging.getLogger("werkzeug"), "level", logging.WARNING)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         try:
