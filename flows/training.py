@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
+from uuid import UUID
 
 from prefect import flow
 from prefect.client.schemas.objects import FlowRun
@@ -37,6 +38,7 @@ from prefect_mlops.settings import Settings
 from tasks.approval import request_approval
 from tasks.artifacts import store_snapshot
 from tasks.configure import load_pipeline_config
+from tasks.episode import find_retraining_cause, link_from_monitoring_run
 from tasks.evaluate import compare_with_champion, evaluate_model
 from tasks.gate import (
     decide_gate,
@@ -90,6 +92,11 @@ class TrainingParams(BaseModel):
         default="all", description="'recent' trains on the config's training_window only"
     )
     reason: str = Field(default="manual", description="why this run started (e.g. an event id)")
+    trigger_event: UUID | None = Field(
+        default=None,
+        description="the monitoring event that started this run (the retrain trigger sets it): "
+        "the monitoring run that emitted it and this run link each other",
+    )
 
 
 @dataclass(frozen=True)
@@ -184,7 +191,8 @@ def train(params: TrainingParams) -> TrainingResult:
 
 
 def open_training(params: TrainingParams) -> TrainingContext:
-    """The run's context: its checked config, the environment and what started it."""
+    """The run's context: its checked config, the environment and what started it (a monitoring
+    run's event: that run's page then links this one)."""
     origin = RunOrigin(
         flow_run_id=str(current_run.get_id() or "none"),
         flow_run_name=str(current_run.get_name() or "none"),
@@ -192,7 +200,12 @@ def open_training(params: TrainingParams) -> TrainingContext:
     )
     settings = Settings()
     config = load_pipeline_config(params.config_path, settings, "training")
-    return TrainingContext(config=config, settings=settings, origin=origin, window=params.window)
+    cause = find_retraining_cause(params.trigger_event) if params.trigger_event else None
+    if cause is not None:
+        link_from_monitoring_run(cause, config.registered_model_name)
+    return TrainingContext(
+        config=config, settings=settings, origin=origin, window=params.window, cause=cause
+    )
 
 
 def prepare_data(ctx: TrainingContext) -> tuple[PreparedData, str]:

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from prefect_mlops.config import PipelineConfig, WindowConfig
+from prefect_mlops.episode import RetrainingCause
 from prefect_mlops.lineage import RunOrigin
 from prefect_mlops.settings import Settings
 
@@ -20,6 +21,7 @@ class TrainingContext(BaseModel):
     settings: Settings
     origin: RunOrigin
     window: Literal["all", "recent"] = "all"
+    cause: RetrainingCause | None = None  # the monitoring run whose alarm started this run
 
     @property
     def training_window(self) -> WindowConfig | None:

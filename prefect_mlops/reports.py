@@ -59,13 +59,16 @@ def training_summary_markdown(
     result: TrainingResult,
     scores: list[CandidateScore],
     tracking_uri: str,
+    started_by: str = "",
 ) -> str:
-    """One markdown page summarising a whole training run (or a rerun that trained nothing)."""
+    """One markdown page summarising a whole training run (or a rerun that trained nothing);
+    `started_by` (markdown) says what started it, under the title."""
     snapshot, validation, decision = result.snapshot, result.validation, result.decision
     evaluation, version, run_id = result.evaluation, result.model_version, result.mlflow_run_id
     docs = f" ([Data Docs]({validation.data_docs_url}))" if validation.data_docs_url else ""
+    started = f"\n{started_by.strip()}\n" if started_by else ""
     header = f"""# Training run: {config.name}
-
+{started}
 **Data**: {snapshot.rows:,} rows from `{snapshot.source}`, fingerprint `{snapshot.fingerprint}`,
 snapshot `{snapshot.uri}`
 

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # The stack's report server (`mlops up` sets it): HTML reports are linked by their URL there
     # (prefect_mlops.report_links); unset, they are named by path.
     reports_url: str | None = None
+    # The stack's prediction service (`mlops up` sets it): a training run that makes a version
+    # champion links the service's page of the model; unset, the version in MLflow only.
+    service_url: str | None = None
     # Where the training and batch-scoring flows' submitted tasks run (MLOPS_TASK_RUNNER):
     # "threads" in the flow process, "dask" on a local Dask cluster started with the flow run, or
     # a Dask scheduler's address ("tcp://host:8786"). Dask needs the `dask` extra.

@@ -163,6 +163,7 @@ def stack_env(stack: StackSettings) -> dict[str, str]:
         "PREFECT_API_URL": stack.prefect_api_url,
         "MLFLOW_TRACKING_URI": stack.mlflow_url,
         "MLOPS_REPORTS_URL": stack.reports_url,  # report links (prefect_mlops.report_links)
+        "MLOPS_SERVICE_URL": stack.serve_url,  # training links the service (prefect_mlops.episode)
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "MLFLOW_ENABLE_TELEMETRY": "false",
         "GX_ANALYTICS_ENABLED": "false",

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from prefect import task
 from prefect.artifacts import (
     create_link_artifact,
     create_markdown_artifact,
     create_table_artifact,
 )
+from prefect.runtime import flow_run as current_run
 
 from prefect_mlops.config import PipelineConfig
 from prefect_mlops.context import TrainingContext
+from prefect_mlops.episode import cause_markdown, service_markdown, service_model_url
 from prefect_mlops.names import artifact_key
 from prefect_mlops.reports import (
     gate_markdown,
@@ -28,6 +32,7 @@ from prefect_mlops.results import (
     PromotionDecision,
     TrainingResult,
 )
+from tasks.episode import create_run_markdown
 from tasks.logs import run_logger
 
 
@@ -65,17 +70,30 @@ def publish_leaderboard(scores: list[CandidateScore], config: PipelineConfig) ->
 def publish_training_summary(
     ctx: TrainingContext, result: TrainingResult, scores: list[CandidateScore]
 ) -> None:
-    """Publish one markdown artifact summarising the whole training run."""
-    create_markdown_artifact(
-        markdown=training_summary_markdown(ctx.config, result, scores, ctx.settings.tracking_uri),
-        key=artifact_key("training", ctx.config.name),
-        description=f"training summary for {ctx.model_name}",
+    """Publish one markdown artifact summarising the whole training run, with what started it
+    (the monitoring run and its drift report) and the service answering with a new champion."""
+    started_by = cause_markdown(ctx.cause, ctx.settings) if ctx.cause else ""
+    uri, version = ctx.settings.tracking_uri, result.model_version
+    served = service_markdown(
+        ctx.settings.service_url, version.name, version.version, result.promoted
     )
+    markdown = training_summary_markdown(ctx.config, result, scores, uri, started_by) + (
+        f"\n{served}" if served else ""
+    )
+    key = artifact_key("training", ctx.config.name)
+    description = f"training summary for {ctx.model_name}"
+    run_id = current_run.get_id()
+    if run_id is None:  # the task called alone (`.fn`): no flow run to publish on
+        create_markdown_artifact(markdown=markdown, key=key, description=description)
+        return
+    # On the flow run itself: its Artifacts tab lists it, however many task runs it has.
+    create_run_markdown(UUID(run_id), key, markdown, description)
 
 
 @task(task_run_name="link MLflow and reports")
 def publish_links(ctx: TrainingContext, result: TrainingResult) -> None:
-    """Link artifacts to the MLflow run and the model version: one click from the Prefect UI
+    """Link artifacts to the MLflow run, the model version and (when it made the version
+    champion and the service's address is known) the service: one click from the Prefect UI
     (with no MLflow server, a note naming the run id and the store instead)."""
     uri, name, version = ctx.settings.tracking_uri, ctx.config.name, result.model_version
     run_url = mlflow_run_url(uri, result.mlflow_run_id) if result.mlflow_run_id else None
@@ -93,6 +111,13 @@ def publish_links(ctx: TrainingContext, result: TrainingResult) -> None:
             link_text=f"{version.name} v{version.version} in the MLflow registry",
             key=artifact_key("model-version", name),
             description=f"aliases: {', '.join(version.aliases) or 'none'}",
+        )
+    if ctx.settings.service_url and result.promoted:
+        create_link_artifact(
+            service_model_url(ctx.settings.service_url, version.name),
+            link_text=f"{version.name} on the prediction service",
+            key=artifact_key("service", name),
+            description=f"answers with the champion, v{version.version} once loaded",
         )
     if not (run_url and version_url):
         create_markdown_artifact(
