@@ -7,9 +7,9 @@ with; everything it prints goes to stderr, the service's log. It loads each chal
 itself (skops or ONNX, never pickle), validates each copy against that version's signature,
 scores a batch in one engine call (a batch whose call fails copy by copy, so one bad copy counts
 one error) and writes the `shadow` rows to the service's prediction log. A copy's scoring time
-(`mlops_serve_arm_seconds{arm="shadow"}`) is the CPU time of the call that scored it. SIGINT and SIGTERM are
-left to the service, which closes the worker's input when it stops: the worker then writes (or
-spools) what its log holds and exits.
+(`mlops_serve_arm_seconds{arm="shadow"}`) is the CPU time of the call that scored it. SIGINT and
+SIGTERM are left to the service, which closes the worker's input when it stops: the worker then
+writes (or spools) what its log holds and exits.
 """
 
 from __future__ import annotations
