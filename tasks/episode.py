@@ -6,12 +6,14 @@ Prefect attaches the flow run an event is emitted in to the event (related resou
 
 from __future__ import annotations
 
+import logging
 import time
+from datetime import UTC, datetime
 from uuid import UUID
 
 from prefect import task
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import ArtifactCreate
+from prefect.client.schemas.actions import ArtifactCreate, LogCreate
 from prefect.events.filters import EventFilter, EventIDFilter
 from prefect.runtime import flow_run
 from prefect.utilities.urls import url_for
@@ -53,13 +55,10 @@ def find_retraining_cause(event_id: UUID) -> RetrainingCause | None:
         if run_id is None:
             return cause
         monitoring = client.read_flow_run(run_id)
-    run_logger().info("started by %s of monitoring run %s", event.event, monitoring.name)
-    return cause.model_copy(
-        update={
-            "flow_run_name": monitoring.name,
-            "flow_run_url": url_for("flow-run", obj_id=run_id),
-        }
-    )
+    page = url_for("flow-run", obj_id=run_id)
+    # the Prefect UI makes a URL in a log line a link: one click back from this run's Logs tab
+    run_logger().info("started by %s of monitoring run %s: %s", event.event, monitoring.name, page)
+    return cause.model_copy(update={"flow_run_name": monitoring.name, "flow_run_url": page})
 
 
 @task(**IO_RETRIES, task_run_name="link this run from {cause.flow_run_name}")
@@ -72,12 +71,28 @@ def link_from_monitoring_run(cause: RetrainingCause, model_name: str) -> None:
     run_id, name = flow_run.get_id(), flow_run.get_name()
     url = url_for("flow-run", obj_id=run_id) if run_id else None
     text = f"retraining run {name}"
+    monitoring_run = UUID(cause.flow_run_id)
     create_run_markdown(
-        UUID(cause.flow_run_id),
+        monitoring_run,
         artifact_key("retraining-run", model_name),
         f"[{text}]({url})" if url else f"{text} (flow run `{run_id}`)",
         f"{text}, started by this run's {cause.event} event {cause.event_id}",
     )
+    # ... and a line in the monitoring run's log, the tab its page opens on, where the UI makes
+    # the URL a link: one click from the alarm to the run it started
+    line = f"{text} started by this run's {cause.event} event: {url or run_id}"
+    with get_client(sync_client=True) as client:
+        client.create_logs(
+            [
+                LogCreate(
+                    name="prefect_mlops.episode",
+                    level=logging.INFO,
+                    message=line,
+                    timestamp=datetime.now(UTC),
+                    flow_run_id=monitoring_run,
+                )
+            ]
+        )
 
 
 def create_run_markdown(flow_run_id: UUID, key: str, markdown: str, description: str) -> None:

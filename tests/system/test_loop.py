@@ -93,6 +93,14 @@ def artifacts_of(stack: Stack, flow_run_id: str, key: str) -> list[dict]:
     return found.json()
 
 
+def log_lines(stack: Stack, flow_run_id: str) -> list[str]:
+    """The messages of a flow run's log (what its page's Logs tab lists)."""
+    body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200}
+    found = httpx.post(f"{stack.settings.prefect_api_url}/logs/filter", json=body, timeout=10)
+    found.raise_for_status()
+    return [log["message"] for log in found.json()]
+
+
 def flow_run_page(stack: Stack, flow_run_id: str) -> str:
     """A flow run's page in the stack's Prefect UI."""
     return f"{stack.settings.prefect_api_url.removesuffix('/api')}/runs/flow-run/{flow_run_id}"
@@ -184,6 +192,10 @@ def test_drift_event_retrains_and_the_service_follows(
     links = artifacts_of(stack, monitoring_run["id"], RETRAINING_LINK)
     assert len(links) == 1, links
     assert f"]({flow_run_page(stack, retraining['id'])})" in links[0]["data"], links[0]
+    # the same link in the monitoring run's log, the tab its page opens on (one click)
+    retraining_page = flow_run_page(stack, retraining["id"])
+    linked = [line for line in log_lines(stack, monitoring_run["id"]) if retraining_page in line]
+    assert len(linked) == 1 and line_ends_with_url(linked[0], retraining_page), linked
     [summary] = artifacts_of(stack, retraining["id"], "training-loop")
     started = [line for line in summary["data"].splitlines() if line.startswith("**Started by")]
     assert len(started) == 1, summary["data"]
@@ -205,10 +217,17 @@ def walk_the_episode(
     with Offline(chromium) as context:
         page = context.page()
         page.goto(flow_run_page(stack, monitoring_run["id"]))
+        # the page opens on its Logs tab, where the retraining run's URL is a link: one click
+        retraining_page = flow_run_page(stack, retraining["id"])
+        in_log = page.get_by_role("link", name=retraining_page)
+        in_log.first.wait_for(timeout=60_000)
+        page.screenshot(path=str(folder / "episode-0-monitoring-log.png"), full_page=True)
+        assert in_log.first.get_attribute("href") == retraining_page
+        # ... and the Artifacts tab has it as a card
         artifact_card(page, RETRAINING_LINK, folder / "episode-1-monitoring-run.png").click()
         retrain = page.get_by_role("link", name=f"retraining run {retraining['name']}")
         run = follow(context, retrain)
-        assert run.url.startswith(flow_run_page(stack, retraining["id"])), run.url
+        assert run.url.startswith(retraining_page), run.url
         artifact_card(run, "training-loop", folder / "episode-2-retraining-run.png").click()
         back = run.get_by_role("link", name=monitoring_run["name"])
         back.wait_for(timeout=60_000)
@@ -263,6 +282,11 @@ def artifact_card(page: Any, key: str, shot: Path) -> Any:
     finally:
         page.screenshot(path=str(shot), full_page=True)
     return card
+
+
+def line_ends_with_url(line: str, url: str) -> bool:
+    """The URL closes the line, so the UI's link covers all of it and nothing more."""
+    return line.rstrip().endswith(url)
 
 
 def events_of_run(stack: Stack, flow_run_id: str) -> set[str]:
