@@ -172,7 +172,7 @@ def train(params: TrainingParams) -> TrainingResult:
     trained = train_best(ctx, data, best, run_id)
     decision = gate_candidate(ctx, trained)
     version, promotion = register_and_promote(ctx, data, trained, params.config_path)
-    log_outcome(version, promotion)
+    log_outcome(version, promotion, ctx.settings)
     result = TrainingResult(
         snapshot=data.snapshot,
         validation=data.validation,

@@ -32,6 +32,7 @@ from prefect_mlops.results import (
     PromotionDecision,
     TrainingResult,
 )
+from prefect_mlops.settings import Settings
 from tasks.episode import create_run_markdown
 from tasks.logs import run_logger
 
@@ -130,8 +131,12 @@ def publish_links(ctx: TrainingContext, result: TrainingResult) -> None:
         )
 
 
-def log_outcome(version: ModelVersionRef, promotion: PromotionDecision) -> None:
-    """The run's outcome in its log: the registered version and what happened to the champion."""
+def log_outcome(
+    version: ModelVersionRef, promotion: PromotionDecision, settings: Settings | None = None
+) -> None:
+    """The run's outcome in its log: the registered version and what happened to the champion,
+    with the version's MLflow page and (once promoted) the service's page of the model as URLs,
+    which the Prefect UI makes links on the Logs tab a run's page opens on."""
     verdict = "promoted to champion" if promotion.promote else "champion kept"
     run_logger().info(
         "registered %s v%s (aliases: %s); %s: %s",
@@ -141,3 +146,11 @@ def log_outcome(version: ModelVersionRef, promotion: PromotionDecision) -> None:
         verdict,
         promotion.reason,
     )
+    if settings is None:
+        return
+    page = mlflow_version_url(settings.tracking_uri, version.name, version.version)
+    if page:
+        run_logger().info("%s v%s in MLflow: %s", version.name, version.version, page)
+    if settings.service_url and promotion.promote:
+        service = service_model_url(settings.service_url, version.name)
+        run_logger().info("%s on the prediction service: %s", version.name, service)

@@ -199,11 +199,18 @@ def test_drift_event_retrains_and_the_service_follows(
     [summary] = artifacts_of(stack, retraining["id"], "training-loop")
     started = [line for line in summary["data"].splitlines() if line.startswith("**Started by")]
     assert len(started) == 1, summary["data"]
-    assert f"]({flow_run_page(stack, monitoring_run['id'])})" in started[0], started
+    monitoring_page = flow_run_page(stack, monitoring_run["id"])
+    assert f"]({monitoring_page})" in started[0], started
     assert monitoring_run["name"] in started[0] and "drift report" in started[0], started
     assert f"({stack.settings.reports_url}/monitoring/" in started[0], started
     # ... and ends on the service answering with the version it made champion
-    assert f"]({stack.settings.serve_url}/v2/models/{LOOP_MODEL})" in summary["data"], summary
+    service_page = f"{stack.settings.serve_url}/v2/models/{LOOP_MODEL}"
+    assert f"]({service_page})" in summary["data"], summary
+    # the run's Logs tab links the monitoring run, the new version and the service, each a URL
+    # closing its line (the Prefect UI makes those links)
+    logged = log_lines(stack, retraining["id"])
+    for page in (monitoring_page, f"/#/models/{LOOP_MODEL}/versions/2", service_page):
+        assert any(line.rstrip().endswith(page) for line in logged), (page, logged)
     walk_the_episode(stack, browser, shots, monitoring_run, done)
 
 
