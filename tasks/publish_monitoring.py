@@ -75,6 +75,8 @@ def publish_monitoring_summary(summary: DriftSummary, settings: Settings) -> Non
                 key=artifact_key(f"{kind}-report", name),
                 description=f"{summary.window}",
             )
+            # on the Logs tab too, the one the run's page opens on (the UI links the URL)
+            run_logger().info("Evidently %s report of %s v%s: %s", kind, name, version, url)
 
 
 def _mlflow_link(summary: DriftSummary, settings: Settings, artifact: str | None) -> str | None:

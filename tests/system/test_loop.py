@@ -192,10 +192,15 @@ def test_drift_event_retrains_and_the_service_follows(
     links = artifacts_of(stack, monitoring_run["id"], RETRAINING_LINK)
     assert len(links) == 1, links
     assert f"]({flow_run_page(stack, retraining['id'])})" in links[0]["data"], links[0]
-    # the same link in the monitoring run's log, the tab its page opens on (one click)
+    # the same link in the monitoring run's log, the tab its page opens on (one click), beside
+    # its drift report's
     retraining_page = flow_run_page(stack, retraining["id"])
-    linked = [line for line in log_lines(stack, monitoring_run["id"]) if retraining_page in line]
+    monitoring_log = log_lines(stack, monitoring_run["id"])
+    linked = [line for line in monitoring_log if retraining_page in line]
     assert len(linked) == 1 and line_ends_with_url(linked[0], retraining_page), linked
+    report_lines = [line for line in monitoring_log if line.startswith("Evidently drift report")]
+    assert len(report_lines) == 1, monitoring_log
+    assert f" {stack.settings.reports_url}/monitoring/" in report_lines[0], report_lines
     [summary] = artifacts_of(stack, retraining["id"], "training-loop")
     started = [line for line in summary["data"].splitlines() if line.startswith("**Started by")]
     assert len(started) == 1, summary["data"]
